@@ -1,0 +1,3 @@
+from .model_loader import InputError, LoadedModel, Sample, find_module, read_image
+
+__all__ = ['InputError', 'LoadedModel', 'Sample', 'find_module', 'read_image']

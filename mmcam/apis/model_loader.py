@@ -1,0 +1,243 @@
+"""The inferencer stage: a config + checkpoint -> a model in eval mode and its test pipeline.
+
+Shared by every tool (classification CAM, feature maps, box AM) so that a model is loaded once
+and an image always goes through the same path::
+
+    image file/array -> test pipeline -> data_preprocessor -> (inputs, data_sample, geometry)
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Union
+
+import mmcv
+import numpy as np
+import torch
+from mmengine.config import Config, ConfigDict
+from mmengine.dataset import Compose, pseudo_collate
+from mmengine.registry import init_default_scope
+from torch import nn
+
+from mmcam.geometry import InputGeometry
+from mmcam.utils.checkpoint import load_checkpoint
+
+ImageLike = Union[str, np.ndarray]
+
+#: default_scope of a config -> the kind of model it builds.
+_TASKS = {'mmpretrain': 'classification', 'mmdet': 'detection', 'mmyolo': 'detection'}
+
+
+class InputError(ValueError):
+    """A user input (image, config, checkpoint, option) that mmcam cannot use."""
+
+
+@dataclass
+class Sample:
+    """One image after the test pipeline and the model's data_preprocessor."""
+    inputs: torch.Tensor          # (1, 3, H, W), normalised, on the model's device
+    data_sample: object           # DataSample / DetDataSample with the pipeline's metainfo
+    geometry: InputGeometry       # network-input pixels -> original-image pixels
+    image: np.ndarray             # the original image, RGB uint8 (H, W, 3)
+    path: Optional[str] = None
+
+
+def read_image(image: ImageLike) -> np.ndarray:
+    """Read an image as 3-channel BGR uint8, whatever it was stored as.
+
+    Grayscale is replicated to three channels, an alpha channel is dropped and 16-bit or float
+    images are rescaled to 8 bit, so every image a user has reaches the model.
+    """
+    if isinstance(image, np.ndarray):
+        img = image
+    else:
+        if not os.path.isfile(image):
+            raise InputError(f'Image {image!r} does not exist. Expected an image file, a folder '
+                             'or a glob pattern; check the path.')
+        img = mmcv.imread(image, flag='unchanged')
+        if img is None:
+            raise InputError(f'{image!r} is not an image OpenCV can read. Expected a PNG, JPEG, '
+                             'BMP, TIFF or WebP file; convert it or leave it out.')
+    if img.dtype != np.uint8:
+        img = img.astype(np.float64)
+        lo, hi = float(img.min()), float(img.max())
+        img = ((img - lo) / (hi - lo + 1e-12) * 255).round().astype(np.uint8)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    elif img.ndim == 3 and img.shape[2] == 1:
+        img = np.repeat(img, 3, axis=2)
+    elif img.ndim == 3 and img.shape[2] == 4:
+        img = img[..., :3]
+    if img.ndim != 3 or img.shape[2] != 3:
+        raise InputError(f'Image of shape {img.shape} is not supported: expected H x W, '
+                         'H x W x 1, H x W x 3 or H x W x 4.')
+    return np.ascontiguousarray(img)
+
+
+def _build_config(config: Union[str, Config], cfg_options: Optional[dict]) -> Config:
+    if isinstance(config, (str, os.PathLike)):
+        if not os.path.isfile(config):
+            raise InputError(f'Config {config!r} does not exist. Expected an OpenMMLab config '
+                             'file (.py); mmpretrain and mmyolo ship theirs under '
+                             '<site-packages>/<package>/.mim/configs/.')
+        config = Config.fromfile(config)
+    else:
+        config = copy.deepcopy(config)
+    if cfg_options:
+        config.merge_from_dict(cfg_options)
+    return config
+
+
+class LoadedModel:
+    """A model built from an OpenMMLab config, its checkpoint loaded, ready for explaining."""
+
+    def __init__(self,
+                 config: Union[str, Config],
+                 checkpoint: Optional[str] = None,
+                 device: str = 'cpu',
+                 cfg_options: Optional[dict] = None,
+                 allow_unsafe_checkpoint: bool = False) -> None:
+        self.cfg = _build_config(config, cfg_options)
+        scope = self.cfg.get('default_scope', None)
+        if scope not in _TASKS:
+            raise InputError(
+                f"The config's default_scope is {scope!r}; expected one of {sorted(_TASKS)} "
+                '(an mmpretrain classifier or an mmdet/mmyolo detector).')
+        self.scope, self.task = scope, _TASKS[scope]
+        init_default_scope(scope)
+        if scope == 'mmyolo':
+            from mmyolo.utils import register_all_modules
+            register_all_modules(init_default_scope=False)
+        self.device = torch.device(device)
+        self.model = self._build_model()
+        self.checkpoint_meta: dict = {}
+        if checkpoint is not None:
+            ckpt = load_checkpoint(self.model, checkpoint, map_location='cpu',
+                                   allow_unsafe=allow_unsafe_checkpoint or None)
+            self.checkpoint_meta = ckpt.get('meta', {}) or {}
+        self.model.dataset_meta = self._dataset_meta()
+        self.model.to(self.device).eval()
+        self.pipeline = self._build_pipeline()
+
+    # -- construction -------------------------------------------------------------------
+    def _build_model(self) -> nn.Module:
+        if self.scope == 'mmpretrain':
+            from mmpretrain.registry import MODELS
+        elif self.scope == 'mmyolo':
+            from mmyolo.registry import MODELS
+        else:
+            from mmdet.registry import MODELS
+        model_cfg = copy.deepcopy(self.cfg.model)
+        # No pretrained downloads: weights come from the checkpoint given to mmcam.
+        if isinstance(model_cfg.get('backbone'), dict):
+            model_cfg.backbone.pop('init_cfg', None)
+        model_cfg.pop('init_cfg', None)
+        if model_cfg.get('pretrained') is not None:
+            model_cfg.pretrained = None
+        return MODELS.build(model_cfg)
+
+    def _dataset_meta(self) -> dict:
+        meta = self.checkpoint_meta.get('dataset_meta')
+        if meta:
+            return dict(meta)
+        # Fall back to the classes named in the config, then to numbered classes.
+        for key in ('test_dataloader', 'val_dataloader'):
+            dataset = self.cfg.get(key, {}).get('dataset', {}) if self.cfg.get(key) else {}
+            classes = (dataset.get('metainfo') or {}).get('classes') or dataset.get('classes')
+            if classes:
+                return {'classes': tuple(classes)}
+        return {}
+
+    def _build_pipeline(self) -> Compose:
+        pipeline_cfg = None
+        for key in ('test_dataloader', 'val_dataloader'):
+            if self.cfg.get(key) and self.cfg[key].get('dataset'):
+                dataset = self.cfg[key].dataset
+                while 'pipeline' not in dataset and 'dataset' in dataset:  # wrappers
+                    dataset = dataset.dataset
+                pipeline_cfg = dataset.get('pipeline')
+                if pipeline_cfg:
+                    break
+        if not pipeline_cfg:
+            pipeline_cfg = self.cfg.get('test_pipeline')
+        if not pipeline_cfg:
+            raise InputError('The config has no test pipeline (test_dataloader.dataset.pipeline '
+                             'or test_pipeline); expected one to prepare images as the model '
+                             'was evaluated.')
+        # The image is read by mmcam (read_image), so drop the loading step.
+        steps = [copy.deepcopy(t) for t in pipeline_cfg
+                 if 'LoadImage' not in str(t.get('type', ''))
+                 and 'LoadAnnotations' not in str(t.get('type', ''))]
+        for step in steps:
+            if 'Pack' in str(step.get('type', '')):
+                keys = set(step.get('meta_keys', ()))
+                if keys:  # geometry needs these keys to reach the data sample
+                    step['meta_keys'] = tuple(keys | {'ori_shape', 'img_shape', 'scale_factor',
+                                                      'pad_param', 'crop_bbox', 'img_crop_bbox'})
+        return Compose(steps)
+
+    # -- use -----------------------------------------------------------------------------
+    @property
+    def classes(self) -> Sequence[str]:
+        return tuple(self.model.dataset_meta.get('classes', ()))
+
+    def prepare(self, images: Sequence[ImageLike]) -> List[Sample]:
+        """Run images through the test pipeline and the data_preprocessor as one batch."""
+        originals, packed, paths = [], [], []
+        for image in images:
+            bgr = read_image(image)
+            path = image if isinstance(image, str) else None
+            results = dict(img=bgr, img_shape=bgr.shape[:2], ori_shape=bgr.shape[:2],
+                           img_path=path, img_id=0)
+            packed.append(self.pipeline(results))
+            originals.append(mmcv.bgr2rgb(bgr))
+            paths.append(path)
+        batch = self.model.data_preprocessor(pseudo_collate(packed), training=False)
+        inputs = batch['inputs'].to(self.device)
+        samples = []
+        for i, data_sample in enumerate(batch['data_samples']):
+            geometry = InputGeometry.from_meta(data_sample.metainfo, inputs.shape[-2:])
+            samples.append(Sample(inputs[i:i + 1], data_sample, geometry, originals[i], paths[i]))
+        return samples
+
+
+def find_module(model: nn.Module, name: str) -> nn.Module:
+    """Look a layer up by any of the forms users type.
+
+    ``backbone.layer4``, ``backbone.layer4.2``, ``backbone.layer4[-1]``,
+    ``backbone.layers[-1].ln1``, ``neck.out_layers[2]``.
+    """
+    module = model
+    path = ''
+    for part in name.replace('[', '.[').split('.'):
+        if not part:
+            continue
+        if part.startswith('['):
+            if not part.endswith(']'):
+                raise InputError(f'Layer name {name!r} has an unclosed index {part!r}.')
+            index = part[1:-1]
+        else:
+            index = None
+        try:
+            if index is not None:
+                module = list(module.children())[int(index)] if not isinstance(
+                    module, (nn.Sequential, nn.ModuleList)) else module[int(index)]
+            elif part.lstrip('-').isdigit() and isinstance(module, (nn.Sequential, nn.ModuleList)):
+                module = module[int(part)]
+            else:
+                module = getattr(module, part)
+                if not isinstance(module, nn.Module):
+                    raise AttributeError(part)
+        except (AttributeError, IndexError, ValueError, TypeError):
+            names = [n for n, _ in model.named_modules() if n]
+            close = difflib.get_close_matches(name.replace('[', '.').replace(']', ''), names, n=5,
+                                              cutoff=0.5)
+            hint = f' Closest names: {", ".join(close)}.' if close else ''
+            raise InputError(
+                f'Layer {name!r} does not exist in {type(model).__name__} (failed at '
+                f'{(path + "." + part).lstrip(".")!r}).{hint} Run with --preview-model to list '
+                'every layer.') from None
+        path = f'{path}.{part}'
+    return module

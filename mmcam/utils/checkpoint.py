@@ -1,0 +1,125 @@
+"""Loading OpenMMLab checkpoints on torch >= 2.6 without unpickling arbitrary code.
+
+Since torch 2.6, ``torch.load`` defaults to ``weights_only=True``; mmengine 0.10.7 calls it
+without the argument, so a checkpoint whose ``meta`` holds a numpy scalar or mmengine's
+``HistoryBuffer`` (written by every mmengine Runner) fails to load.  Rather than fall back to
+full unpickling, mmcam allow-lists the types such checkpoints are known to contain; anything
+else is refused with an :class:`UnsafeCheckpointError` that names the type and the opt-in.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import re
+from collections import OrderedDict
+from typing import Any, Optional, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+#: Environment variable that allows full unpickling of checkpoints (the documented opt-in).
+UNSAFE_ENV = 'MMCAM_ALLOW_UNSAFE_CHECKPOINT'
+
+
+class UnsafeCheckpointError(RuntimeError):
+    """A checkpoint holds a type that is not on mmcam's allow-list."""
+
+
+def _safe_globals() -> list:
+    """Types that OpenMMLab checkpoints hold and that build no code when unpickled."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    dtype_classes = [type(np.dtype(t)) for t in (
+        'bool', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32', 'uint64',
+        'float16', 'float32', 'float64', 'complex64', 'complex128', 'str', 'object')]
+    scalar = np._core.multiarray.scalar if hasattr(np, '_core') else np.core.multiarray.scalar
+    reconstruct = (np._core.multiarray._reconstruct if hasattr(np, '_core')
+                   else np.core.multiarray._reconstruct)
+    entries = [
+        np.ndarray, np.dtype, HistoryBuffer, OrderedDict,
+        # numpy 1.x checkpoints name these under numpy.core, numpy 2 under numpy._core.
+        (scalar, 'numpy.core.multiarray.scalar'), (scalar, 'numpy._core.multiarray.scalar'),
+        (reconstruct, 'numpy.core.multiarray._reconstruct'),
+        (reconstruct, 'numpy._core.multiarray._reconstruct'),
+    ]
+    entries += dtype_classes
+    entries += [(np.dtype, 'numpy.core.multiarray.dtype')]
+    import codecs
+    entries.append((codecs.encode, '_codecs.encode'))  # how numpy pickles raw bytes
+    return entries
+
+
+def register_safe_globals() -> None:
+    """Add mmcam's allow-list to torch's weights-only unpickler, process-wide.
+
+    Called on ``import mmcam`` so that tools driven by mmengine's Runner (which call
+    ``torch.load`` themselves) load ordinary OpenMMLab checkpoints too.  Only the types
+    listed in :func:`_safe_globals` are added; nothing else changes.
+    """
+    torch.serialization.add_safe_globals(_safe_globals())
+
+
+def _unsafe_allowed(allow_unsafe: Optional[bool]) -> bool:
+    if allow_unsafe is not None:
+        return allow_unsafe
+    return os.environ.get(UNSAFE_ENV, '').lower() in ('1', 'true', 'yes')
+
+
+def load_checkpoint_file(filename: str,
+                         map_location: Union[str, torch.device] = 'cpu',
+                         allow_unsafe: Optional[bool] = None) -> Any:
+    """``torch.load`` a checkpoint with the weights-only unpickler and mmcam's allow-list.
+
+    Args:
+        filename: path of the checkpoint file.
+        map_location: where to put the tensors.
+        allow_unsafe: load with full unpickling. Only for files you trust: unpickling
+            can run arbitrary code. ``None`` reads the ``MMCAM_ALLOW_UNSAFE_CHECKPOINT``
+            environment variable.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        UnsafeCheckpointError: the file holds a type outside the allow-list.
+    """
+    if not os.path.isfile(filename):
+        raise FileNotFoundError(
+            f'Checkpoint {filename!r} does not exist. Expected a .pth file written by '
+            'torch.save or an mmengine Runner; check the path.')
+    if _unsafe_allowed(allow_unsafe):
+        return torch.load(filename, map_location=map_location, weights_only=False)
+    with torch.serialization.safe_globals(_safe_globals()):
+        try:
+            return torch.load(filename, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError as exc:
+            match = re.search(r'GLOBAL ([\w.]+)', str(exc))
+            offending = match.group(1) if match else 'an object outside the allow-list'
+            raise UnsafeCheckpointError(
+                f'Refused to load {filename!r}: it contains {offending}, which is not on '
+                "mmcam's list of types that are safe to unpickle (tensors, numpy arrays and "
+                'scalars, mmengine HistoryBuffer). Expected a checkpoint of tensors and plain '
+                'metadata. If you trust this file, load it anyway with --allow-unsafe-checkpoint '
+                f'on the command line, allow_unsafe=True in Python, or {UNSAFE_ENV}=1 in the '
+                'environment (this runs any code the file contains).') from None
+
+
+def load_checkpoint(model: nn.Module,
+                    filename: str,
+                    map_location: Union[str, torch.device] = 'cpu',
+                    strict: bool = False,
+                    allow_unsafe: Optional[bool] = None) -> dict:
+    """Load a checkpoint file into ``model`` and return the whole checkpoint dict.
+
+    Accepts both a bare state dict and the ``{'state_dict': ..., 'meta': ...}`` form that
+    mmengine writes; a ``module.`` prefix left by (Distributed)DataParallel is removed.
+    """
+    from mmengine.runner.checkpoint import _load_checkpoint_to_model
+
+    checkpoint = load_checkpoint_file(filename, map_location, allow_unsafe)
+    if not isinstance(checkpoint, dict):
+        raise UnsafeCheckpointError(
+            f'{filename!r} holds a {type(checkpoint).__name__}, expected a dict with a '
+            "'state_dict' (as mmengine writes) or a state dict itself.")
+    _load_checkpoint_to_model(model, checkpoint, strict=strict,
+                              revise_keys=[(r'^module\.', '')])
+    return checkpoint

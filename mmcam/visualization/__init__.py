@@ -1,0 +1,3 @@
+from .cam_visualizer import CAMVisualizer
+
+__all__ = ['CAMVisualizer']

@@ -1,0 +1,45 @@
+"""CAMVisualizer: mmengine's Visualizer with activation-map drawing.
+
+The command-line tools and the hooks draw through this one class, so a picture looks the same
+whichever way it was made, and goes to whatever backends (local files, TensorBoard, ...) the
+visualizer was configured with.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+from mmengine.visualization import Visualizer
+from pytorch_grad_cam.utils.image import show_cam_on_image
+
+from mmcam.registry import VISUALIZERS
+
+
+@VISUALIZERS.register_module()
+class CAMVisualizer(Visualizer):
+    """A Visualizer that overlays class/box activation maps and feature maps on images."""
+
+    def draw_cam(self,
+                 image: np.ndarray,
+                 cam: np.ndarray,
+                 alpha: float = 0.5,
+                 seen_mask: Optional[np.ndarray] = None) -> np.ndarray:
+        """Overlay a map in [0, 1] (H x W, original-image pixels) on an RGB uint8 image.
+
+        Pixels outside ``seen_mask`` (cropped away by the test pipeline, so the model never
+        saw them) are drawn greyed out rather than coloured, so the picture does not claim
+        evidence the model could not have used.
+
+        Returns the drawn RGB image, which also becomes the visualizer's current image.
+        """
+        if cam.shape[:2] != image.shape[:2]:
+            raise ValueError(f'The map is {cam.shape[:2]} but the image is {image.shape[:2]}; '
+                             'expected the map in original-image pixels (see mmcam.geometry).')
+        cam = np.clip(np.nan_to_num(cam.astype(np.float32)), 0.0, 1.0)
+        drawn = show_cam_on_image(image.astype(np.float32) / 255.0, cam, use_rgb=True,
+                                  image_weight=1.0 - alpha)
+        if seen_mask is not None and not seen_mask.all():
+            grey = (image.mean(axis=2, keepdims=True) * 0.5).astype(np.uint8)
+            drawn = np.where(seen_mask[..., None], drawn, grey)
+        self.set_image(drawn)
+        return drawn
