@@ -44,10 +44,25 @@ def _safe_globals() -> list:
         (reconstruct, 'numpy._core.multiarray._reconstruct'),
     ]
     entries += dtype_classes
-    entries += [(np.dtype, 'numpy.core.multiarray.dtype')]
     import codecs
     entries.append((codecs.encode, '_codecs.encode'))  # how numpy pickles raw bytes
+    # HistoryBuffer pickles its statistics methods as getattr(buffer, 'mean'); a general
+    # getattr is not allowed, only that lookup.
+    entries += [(_history_buffer_method, 'builtins.getattr'),
+                (_history_buffer_method, '__builtin__.getattr')]
     return entries
+
+
+def _history_buffer_method(obj: Any, name: str) -> Any:
+    """The one ``getattr`` an mmengine checkpoint needs: a HistoryBuffer statistic method."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    if ((obj is HistoryBuffer or isinstance(obj, HistoryBuffer)) and not name.startswith('_')
+            and callable(getattr(HistoryBuffer, name, None))):
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(
+        f'GLOBAL builtins.getattr used on {type(obj).__name__}.{name}: only HistoryBuffer '
+        'statistics may be looked up while loading a checkpoint')
 
 
 def register_safe_globals() -> None:
@@ -88,19 +103,21 @@ def load_checkpoint_file(filename: str,
             'torch.save or an mmengine Runner; check the path.')
     if _unsafe_allowed(allow_unsafe):
         return torch.load(filename, map_location=map_location, weights_only=False)
-    with torch.serialization.safe_globals(_safe_globals()):
-        try:
-            return torch.load(filename, map_location=map_location, weights_only=True)
-        except pickle.UnpicklingError as exc:
-            match = re.search(r'GLOBAL ([\w.]+)', str(exc))
-            offending = match.group(1) if match else 'an object outside the allow-list'
-            raise UnsafeCheckpointError(
-                f'Refused to load {filename!r}: it contains {offending}, which is not on '
-                "mmcam's list of types that are safe to unpickle (tensors, numpy arrays and "
-                'scalars, mmengine HistoryBuffer). Expected a checkpoint of tensors and plain '
-                'metadata. If you trust this file, load it anyway with --allow-unsafe-checkpoint '
-                f'on the command line, allow_unsafe=True in Python, or {UNSAFE_ENV}=1 in the '
-                'environment (this runs any code the file contains).') from None
+    # Not torch's safe_globals() context manager: on exit it removes the listed types even
+    # when they had been registered process-wide before.
+    register_safe_globals()
+    try:
+        return torch.load(filename, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        match = re.search(r'GLOBAL ([\w.]+)', str(exc))
+        offending = match.group(1) if match else 'an object outside the allow-list'
+        raise UnsafeCheckpointError(
+            f'Refused to load {filename!r}: it contains {offending}, which is not on '
+            "mmcam's list of types that are safe to unpickle (tensors, numpy arrays and "
+            'scalars, mmengine HistoryBuffer). Expected a checkpoint of tensors and plain '
+            'metadata. If you trust this file, load it anyway with --allow-unsafe-checkpoint '
+            f'on the command line, allow_unsafe=True in Python, or {UNSAFE_ENV}=1 in the '
+            'environment (this runs any code the file contains).') from None
 
 
 def load_checkpoint(model: nn.Module,
@@ -121,5 +138,5 @@ def load_checkpoint(model: nn.Module,
             f'{filename!r} holds a {type(checkpoint).__name__}, expected a dict with a '
             "'state_dict' (as mmengine writes) or a state dict itself.")
     _load_checkpoint_to_model(model, checkpoint, strict=strict,
-                              revise_keys=[(r'^module\.', '')])
+                          revise_keys=[(r'^module\.', '')])
     return checkpoint
