@@ -2,14 +2,15 @@
 # One-command set-up: an isolated virtual environment with the pinned stack and an mmcv 2.0.1
 # wheel built (once) from its source archive with the compiled ops. Safe to run again: it only
 # does what is missing.  Environment knobs:
-#   MMCAM_HOME  where the environment and the cached mmcv wheel live (default ~/.cache/mmcam)
+#   MMCAM_HOME    where the environment and the cached mmcv wheel live (default ~/.cache/mmcam)
+#   MMCAM_WHEELS  where the built mmcv wheel is cached (default $MMCAM_HOME/wheels)
 #   PYTHON      the interpreter to build the environment from (default python3.11 or python3)
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 MMCAM_HOME=${MMCAM_HOME:-$HOME/.cache/mmcam}
 VENV=$MMCAM_HOME/venv
-WHEELS=$MMCAM_HOME/wheels
+WHEELS=${MMCAM_WHEELS:-$MMCAM_HOME/wheels}
 LOCK=$REPO/requirements/lock.txt
 PY=${PYTHON:-$(command -v python3.11 || command -v python3)}
 step_name=""
@@ -32,9 +33,12 @@ step "checking the interpreter ($PY)"
 if [[ -f $VENV/.mmcam-stamp && $(cat "$VENV/.mmcam-stamp") == "$STAMP" ]]; then
   step "environment $VENV is up to date (stamp $STAMP)"
 else
-  step "creating the virtual environment $VENV"
-  rm -rf "$VENV"
-  "$PY" -m venv "$VENV"
+  if [[ ! -x $VENV/bin/python ]]; then
+    step "creating the virtual environment $VENV"
+    "$PY" -m venv "$VENV"
+  else
+    step "updating the virtual environment $VENV to the pins"
+  fi
   PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
   "${PIP[@]}" install -q --upgrade pip wheel
 
