@@ -90,6 +90,14 @@ def _build_config(config: Union[str, Config], cfg_options: Optional[dict]) -> Co
     return config
 
 
+def _recording_crop(crop_img):
+    """Wrap a crop transform's ``_crop_img(results, bboxes)`` to store the box in the results."""
+    def crop_and_record(results: dict, bboxes: np.ndarray) -> None:
+        results['img_crop_bbox'] = np.asarray(bboxes, dtype=np.float64).reshape(-1)[:4].copy()
+        return crop_img(results, bboxes)
+    return crop_and_record
+
+
 class LoadedModel:
     """A model built from an OpenMMLab config, its checkpoint loaded, ready for explaining."""
 
@@ -130,6 +138,10 @@ class LoadedModel:
         else:
             from mmdet.registry import MODELS
         model_cfg = copy.deepcopy(self.cfg.model)
+        # mmpretrain configs keep the data_preprocessor (mean/std, to_rgb) at the top level;
+        # mmpretrain.apis.get_model moves it into the model the same way.
+        if self.scope == 'mmpretrain' and self.cfg.get('data_preprocessor') is not None:
+            model_cfg.setdefault('data_preprocessor', copy.deepcopy(self.cfg.data_preprocessor))
         # No pretrained downloads: weights come from the checkpoint given to mmcam.
         if isinstance(model_cfg.get('backbone'), dict):
             model_cfg.backbone.pop('init_cfg', None)
@@ -176,7 +188,16 @@ class LoadedModel:
                 if keys:  # geometry needs these keys to reach the data sample
                     step['meta_keys'] = tuple(keys | {'ori_shape', 'img_shape', 'scale_factor',
                                                       'pad_param', 'crop_bbox', 'img_crop_bbox'})
-        return Compose(steps)
+        pipeline = Compose(steps)
+        for transform in pipeline.transforms:
+            # Pack steps left at their defaults (mmpretrain's PackInputs) drop the crop box.
+            if isinstance(getattr(transform, 'meta_keys', None), (tuple, list)):
+                transform.meta_keys = tuple(dict.fromkeys(
+                    (*transform.meta_keys, 'scale_factor', 'pad_param', 'img_crop_bbox')))
+            # mmcv's CenterCrop does not record where it cut; keep the box it computed.
+            if 'Crop' in type(transform).__name__ and hasattr(transform, '_crop_img'):
+                transform._crop_img = _recording_crop(transform._crop_img)
+        return pipeline
 
     # -- use -----------------------------------------------------------------------------
     @property

@@ -6,13 +6,15 @@ visualizer was configured with.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
+from mmengine.dist import master_only
 from mmengine.visualization import Visualizer
 from pytorch_grad_cam.utils.image import show_cam_on_image
 
 from mmcam.registry import VISUALIZERS
+from mmcam.visualization import featmap as featmap_lib
 
 
 @VISUALIZERS.register_module()
@@ -43,3 +45,23 @@ class CAMVisualizer(Visualizer):
             drawn = np.where(seen_mask[..., None], drawn, grey)
         self.set_image(drawn)
         return drawn
+
+    @staticmethod
+    @master_only
+    def draw_featmap(featmap,
+                     overlaid_image: Optional[np.ndarray] = None,
+                     channel_reduction: Optional[str] = 'squeeze_mean',
+                     topk: int = 20,
+                     arrangement: Tuple[int, int] = (4, 5),
+                     resize_shape: Optional[tuple] = None,
+                     alpha: float = 0.5,
+                     **kwargs) -> np.ndarray:
+        """mmengine's ``Visualizer.draw_featmap``, aligned with the image.
+
+        Same arguments and return value (an RGB picture), plus ``geometry=Sample.geometry``
+        to undo the test pipeline's resize/letterbox, ``boxes``/``box_labels`` to draw
+        detections, and a sequence of maps for pyramid levels. Every one of the top-k maps is
+        shown. See :func:`mmcam.visualization.featmap.draw_featmap`.
+        """
+        return featmap_lib.draw_featmap(featmap, overlaid_image, channel_reduction, topk,
+                                        arrangement, resize_shape, alpha, **kwargs)

@@ -1,0 +1,245 @@
+"""Feature maps of any layers of an mmyolo/mmdet detector or mmpretrain classifier.
+
+    python demo/featmap_vis_demo.py IMG CONFIG CHECKPOINT [options]
+
+IMG is an image file, a folder or a glob pattern; the model is loaded once. The flags are those
+of mmyolo's demo/featmap_vis_demo.py (same names, same meanings), plus --out-dir, --canvas,
+--alpha and --debug. Unlike mmyolo's demo, the maps are aligned with the original image
+through the test pipeline's own resize/letterbox metadata, so no test_pipeline edit is needed,
+and --cfg-options reach the model that is actually built.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+import warnings
+from typing import List, Optional, Sequence
+
+import mmcv
+import numpy as np
+import torch
+from mmengine.config import DictAction
+
+from mmcam.apis.model_loader import InputError, LoadedModel, find_module
+from mmcam.models.capture import capture_outputs
+from mmcam.utils.io import atomic_path
+from mmcam.visualization.featmap import (check_arrangement, draw_levels, network_input_image,
+                                         split_levels)
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Draw feature maps of chosen layers, aligned with the original image.')
+    parser.add_argument('img', help='image file, folder of images or glob pattern ("imgs/*.jpg")')
+    parser.add_argument('config', help='model config file')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--target-layers', nargs='+', default=['backbone'],
+                        help='modules whose outputs to draw, e.g. backbone, neck, '
+                        'backbone.stage4, neck.out_layers[2]; a module that returns several '
+                        'pyramid levels gives one map per level (default: backbone)')
+    parser.add_argument('--preview-model', action='store_true',
+                        help='print the model (to choose --target-layers) and exit')
+    parser.add_argument('--channel-reduction', default='select_max',
+                        choices=['squeeze_mean', 'select_max', 'None'],
+                        help='squeeze_mean: mean of all channels; select_max: the most active '
+                        'channel; None: the --topk most active channels (default: select_max)')
+    parser.add_argument('--topk', type=int, default=4,
+                        help='with --channel-reduction None: how many channels to show; -1 '
+                        'shows a 1- or 3-channel map as it is (default: 4)')
+    parser.add_argument('--arrangement', nargs=2, type=int, default=[2, 2],
+                        metavar=('ROWS', 'COLS'), help='grid of the top-k maps (default: 2 2)')
+    parser.add_argument('--score-thr', type=float, default=None,
+                        help='detectors only: draw the detections scoring at least this '
+                        '(default: no detections drawn)')
+    parser.add_argument('--canvas', choices=['original', 'input'], default='original',
+                        help='draw on the original image (pipeline resize/padding undone) or '
+                        'on the network input as the model saw it (default: original)')
+    parser.add_argument('--alpha', type=float, default=0.5,
+                        help='opacity of the maps over the image, 0..1 (default: 0.5)')
+    parser.add_argument('--out-file', help='output picture, for a single image')
+    parser.add_argument('--out-dir', help='output folder, one PNG per image '
+                        '(default: outputs/featmap_vis unless --show or --out-file)')
+    parser.add_argument('--show', action='store_true', help='show each picture in a window')
+    parser.add_argument('--device', default='cpu', help='device, e.g. cpu or cuda:0')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default=None,
+                        help='override config settings, key=value (e.g. '
+                        'model.test_cfg.score_thr=0.1); applied to the model that is built')
+    parser.add_argument('--allow-unsafe-checkpoint', action='store_true',
+                        help='load a checkpoint that holds arbitrary pickled objects (only for '
+                        'files you trust)')
+    parser.add_argument('--debug', action='store_true', help='show tracebacks of errors')
+    return parser.parse_args(argv)
+
+
+def expand_images(spec: str) -> List[str]:
+    """A file, a folder (its images, recursively, sorted) or a glob pattern -> image paths."""
+    if os.path.isfile(spec):
+        return [spec]
+    if os.path.isdir(spec):
+        paths = sorted(p for p in glob.glob(os.path.join(spec, '**', '*'), recursive=True)
+                       if os.path.isfile(p) and p.lower().endswith(IMAGE_EXTENSIONS))
+    elif glob.has_magic(spec):
+        paths = sorted(p for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
+    else:
+        raise InputError(f'Image {spec!r} does not exist; expected an image file, a folder of '
+                         'images or a glob pattern such as "images/*.jpg".')
+    if not paths:
+        raise InputError(f'No image found in {spec!r}; expected files ending in '
+                         f'{", ".join(IMAGE_EXTENSIONS)}.')
+    return paths
+
+
+def check_options(args: argparse.Namespace, images: List[str]) -> None:
+    """Refuse option combinations that cannot work, before the model is loaded."""
+    if not 0.0 <= args.alpha <= 1.0:
+        raise InputError(f'--alpha {args.alpha} is out of range; expected 0..1.')
+    if args.channel_reduction is None:
+        try:
+            check_arrangement(args.topk, args.arrangement)
+        except ValueError as err:
+            raise InputError(str(err)) from None
+    if args.out_file and len(images) > 1:
+        raise InputError(f'--out-file names one picture but IMG matched {len(images)} images; '
+                         'use --out-dir DIR instead.')
+    if args.out_file and args.out_dir:
+        raise InputError('--out-file and --out-dir were both given; expected one of them.')
+
+
+def output_path(args: argparse.Namespace, image: str, root: Optional[str]) -> Optional[str]:
+    """Where the picture of ``image`` goes: --out-file, or its path under --out-dir as PNG."""
+    if args.out_file:
+        return args.out_file
+    if not args.out_dir:
+        return None
+    rel = os.path.relpath(image, root) if root else os.path.basename(image)
+    return os.path.join(args.out_dir, os.path.splitext(rel)[0] + '.png')
+
+
+def detections(result, score_thr: float, classes: Sequence[str]):
+    """(boxes in original pixels, labels) of the detections scoring at least ``score_thr``."""
+    pred = result.pred_instances
+    keep = pred.scores >= score_thr
+    boxes = pred.bboxes[keep].detach().cpu().numpy()
+    labels = [f'{classes[c] if c < len(classes) else c} {s:.2f}' for c, s in
+              zip(pred.labels[keep].tolist(), pred.scores[keep].tolist())]
+    return boxes, labels
+
+
+def draw_one(loaded: LoadedModel, modules: dict, args: argparse.Namespace,
+             image: str) -> np.ndarray:
+    """Run one image through the model and draw the target layers' maps."""
+    sample = loaded.prepare([image])[0]
+    with capture_outputs(modules) as outputs, torch.no_grad():
+        results = loaded.model.predict(sample.inputs, [sample.data_sample])
+    levels = []
+    for name in modules:
+        if name not in outputs:
+            raise InputError(f'Layer {name!r} did not run during the forward pass; choose a '
+                             'layer on the prediction path (see --preview-model).')
+        try:
+            levels += split_levels(name, outputs[name])
+        except ValueError as err:
+            raise InputError(str(err)) from None
+
+    boxes = labels = None
+    if args.score_thr is not None:
+        boxes, labels = detections(results[0], args.score_thr, loaded.classes)
+    if args.canvas == 'input':
+        canvas, geometry = network_input_image(loaded.model.data_preprocessor, sample.inputs), None
+        if boxes is not None:  # the maps cover the whole input: bring the boxes there too
+            xy = sample.geometry.to_input_points(boxes.reshape(-1, 2))
+            boxes = xy.reshape(-1, 4)
+    else:
+        canvas, geometry = sample.image, sample.geometry
+    return draw_levels(levels, canvas, args.channel_reduction, args.topk,
+                       tuple(args.arrangement), None, args.alpha, geometry=geometry,
+                       boxes=boxes, box_labels=labels)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.channel_reduction == 'None':
+        args.channel_reduction = None
+    images = expand_images(args.img)
+    check_options(args, images)
+    if not (args.out_file or args.out_dir or args.show or args.preview_model):
+        args.out_dir = os.path.join('outputs', 'featmap_vis')
+
+    loaded = LoadedModel(args.config, args.checkpoint, device=args.device,
+                         cfg_options=args.cfg_options,
+                         allow_unsafe_checkpoint=args.allow_unsafe_checkpoint)
+    if args.preview_model:
+        print(loaded.model)
+        print('\nPass any module name above (e.g. backbone.stage4, neck) to --target-layers; '
+              'run without --preview-model to draw.')
+        return 0
+    if args.score_thr is not None and loaded.task != 'detection':
+        raise InputError('--score-thr draws detections, but the config builds a classifier; '
+                         'leave --score-thr out.')
+    modules = {name: find_module(loaded.model, name) for name in args.target_layers}
+
+    from rich.console import Console
+    from rich.progress import track
+
+    console = Console(stderr=True)
+    root = args.img if os.path.isdir(args.img) else None
+    done: List[str] = []
+    failed: List[tuple] = []
+    notes: dict = {}
+    visualizer = None
+    for image in track(images, description='feature maps', console=console,
+                       disable=len(images) == 1):
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter('always')
+                drawn = draw_one(loaded, modules, args, image)
+            for w in caught:
+                notes.setdefault(str(w.message), image)
+        except Exception as err:  # one bad image must not stop a folder run
+            if args.debug:
+                raise
+            failed.append((image, f'{type(err).__name__}: {err}' if not isinstance(
+                err, InputError) else str(err)))
+            continue
+        out = output_path(args, image, root)
+        if out is not None:
+            with atomic_path(out) as tmp:
+                mmcv.imwrite(mmcv.rgb2bgr(drawn), tmp)
+            done.append(out)
+        if args.show:
+            if visualizer is None:
+                from mmcam.visualization import CAMVisualizer
+                visualizer = CAMVisualizer.get_instance('mmcam_featmap_demo')
+            visualizer.show(drawn, win_name=os.path.basename(image))
+
+    for message in notes:
+        console.print(f'note: {message}', markup=False)
+    for image, reason in failed:
+        console.print(f'skipped {image}: {reason}', markup=False)
+    where = args.out_file or args.out_dir
+    summary = f'{len(images) - len(failed)} of {len(images)} images drawn'
+    if done:
+        summary += f', written to {where}'
+    console.print(summary, markup=False)
+    return 1 if failed else 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except Exception as err:
+        if args.debug:
+            raise
+        kind = '' if isinstance(err, (InputError, FileNotFoundError)) else \
+            f'{type(err).__name__}: '
+        print(f'error: {kind}{err} (run with --debug for the traceback)'
+              if kind else f'error: {err}', file=sys.stderr)
+        return 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,390 @@
+"""Feature maps: alignment through real test pipelines, channel selection, grids, the CLI.
+
+Detectors and the classifier are built from the configs shipped in the mmyolo/mmpretrain
+wheels (random init), saved and loaded as real checkpoints; inputs are shrunk to 160 px through
+--cfg-options (which also shows that those options reach the pipeline that is used).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from mmcam.apis import LoadedModel
+from mmcam.models.capture import capture_outputs
+from mmcam.visualization import CAMVisualizer
+from mmcam.visualization.featmap import (check_arrangement, colorize, content_fraction,
+                                         draw_featmap, select_channels, split_levels)
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / 'demo' / 'featmap_vis_demo.py'
+SCALE = (160, 160)
+
+# family -> (config under mmyolo/.mim/configs, pipeline indices of the resize steps)
+FAMILIES = {
+    'yolov5': ('yolov5/yolov5_s-v61_syncbn_fast_8xb16-300e_coco.py', (1, 2)),
+    'yolov6': ('yolov6/yolov6_s_syncbn_fast_8xb32-400e_coco.py', (1, 2)),
+    'yolox': ('yolox/yolox_s_fast_8xb8-300e_coco.py', (1,)),
+    'rtmdet': ('rtmdet/rtmdet_s_syncbn_fast_8xb32-300e_coco.py', (1, 2)),
+}
+
+
+def small_input(family: str) -> dict:
+    """--cfg-options that shrink the test pipeline's resize steps to 160 x 160."""
+    return {f'test_dataloader.dataset.pipeline.{i}.scale': SCALE for i in FAMILIES[family][1]}
+
+
+# -- helpers -------------------------------------------------------------------------------
+_JET = colorize(np.linspace(0, 1, 256, dtype=np.float32)[None])[0].astype(np.float32)
+
+
+def decode_jet(rgb: np.ndarray) -> np.ndarray:
+    """Invert the JET colouring of a picture drawn with alpha=1: RGB -> value in [0, 1]."""
+    flat = rgb.reshape(-1, 3).astype(np.float32)
+    dist = ((flat[:, None, :] - _JET[None]) ** 2).sum(-1)
+    return (dist.argmin(1) / 255.0).reshape(rgb.shape[:2])
+
+
+def peak_xy(values: np.ndarray) -> np.ndarray:
+    """Centroid (x, y) of the pixels at the maximum (a bilinear peak has a flat-ish top)."""
+    ys, xs = np.nonzero(values >= values.max() - 1e-6)
+    return np.array([xs.mean(), ys.mean()])
+
+
+def stimulus_image(hw, centre, side=16) -> np.ndarray:
+    """A dark BGR image with a bright square centred at ``centre`` (x, y)."""
+    img = np.zeros((*hw, 3), np.uint8)
+    x, y = centre
+    img[y - side // 2:y + side // 2, x - side // 2:x + side // 2] = 255
+    return img
+
+
+def stimulus_in_input(inputs: torch.Tensor) -> np.ndarray:
+    """Where the bright square lies in the network input, read from the tensor itself."""
+    x = inputs[0].float().mean(0).cpu().numpy()
+    ys, xs = np.nonzero(x > x.min() + 0.75 * (x.max() - x.min()))
+    return np.array([xs.mean(), ys.mean()])
+
+
+@pytest.fixture(scope='session')
+def checkpoints(tmp_path_factory, mmyolo_configs, mmpretrain_configs):
+    """family -> (config, checkpoint, cfg_options); models built lazily, saved once."""
+    from mmengine.runner.checkpoint import save_checkpoint
+    folder = tmp_path_factory.mktemp('featmap_ckpts')
+    cache = {}
+
+    def get(family: str):
+        if family not in cache:
+            if family == 'resnet18':
+                config, options = mmpretrain_configs / 'resnet/resnet18_8xb32_in1k.py', {}
+            else:
+                config, options = mmyolo_configs / FAMILIES[family][0], small_input(family)
+            torch.manual_seed(0)
+            model = LoadedModel(str(config), None, cfg_options=options).model
+            path = folder / f'{family}.pth'
+            save_checkpoint({'state_dict': model.state_dict(),
+                             'meta': {'note': 'random init for mmcam tests'}}, str(path))
+            cache[family] = (str(config), str(path), options)
+        return cache[family]
+
+    return get
+
+
+@pytest.fixture(scope='session')
+def loaded(checkpoints):
+    cache = {}
+
+    def get(family: str) -> LoadedModel:
+        if family not in cache:
+            config, ckpt, options = checkpoints(family)
+            cache[family] = LoadedModel(config, ckpt, cfg_options=options)
+        return cache[family]
+
+    return get
+
+
+# -- alignment through the real letterbox pipelines -----------------------------------------
+CASES = [((120, 300), (210, 108)),   # landscape: letterbox bars above and below
+         ((280, 110), (99, 84))]     # portrait: bars left and right
+
+
+@pytest.mark.parametrize('family', list(FAMILIES))
+def test_peak_lands_on_stimulus_through_letterbox(family, loaded):
+    """A peak placed where the stimulus is in the network input is drawn on the stimulus.
+
+    The stimulus position in the input is read from the input tensor the real pipeline made
+    (not from mmcam's geometry); the peak is put into the real neck output at that cell and
+    drawn on the original image. Its drawn position must be within one feature-map stride (in
+    original pixels) of where the square was painted. Drawing without the geometry (a plain
+    stretch, as mmengine/mmyolo do) is checked to miss by more, so the test can fail.
+    """
+    model = loaded(family)
+    for hw, centre in CASES:
+        sample = model.prepare([stimulus_image(hw, centre)])[0]
+        assert sample.inputs.shape[-2:] == SCALE  # the --cfg-options reached the pipeline
+        in_xy = stimulus_in_input(sample.inputs)
+        with capture_outputs({'neck': model.model.neck}) as out, torch.no_grad():
+            model.model.predict(sample.inputs, [sample.data_sample])
+        levels = split_levels('neck', out['neck'])
+        assert len(levels) == 3
+        scale = np.array(sample.geometry.scale)
+        for i, (_, fmap) in enumerate(levels):
+            stride = SCALE[0] / fmap.shape[1]
+            col, row = (in_xy // stride).astype(int)
+            fmap = fmap.clone()
+            fmap[:, row, col] += 100 * (fmap.abs().max() + 1)
+            drawn = CAMVisualizer.draw_featmap(fmap, sample.image, 'squeeze_mean', alpha=1.0,
+                                               geometry=sample.geometry)
+            assert drawn.shape[:2] == hw
+            err = np.abs(peak_xy(decode_jet(drawn)) - np.array(centre))
+            tol = stride / scale
+            assert (err <= tol).all(), (family, hw, i, err, tol)
+            if i == 0:  # stride 8: a plain stretch is off by more than a stride somewhere
+                with warnings.catch_warnings():
+                    warnings.simplefilter('ignore')
+                    naive = draw_featmap(fmap, sample.image, 'squeeze_mean', alpha=1.0)
+                naive_err = np.abs(peak_xy(decode_jet(naive)) - np.array(centre))
+                assert (naive_err > tol).any(), (family, hw, naive_err, tol)
+
+
+@pytest.mark.parametrize('family', list(FAMILIES))
+def test_stem_activation_peaks_on_bright_square(family, loaded):
+    """The real stem output (random weights) is strongest on the bright square, and the drawn
+    map shows it there: within one stem stride plus the square's half side."""
+    model = loaded(family)
+    hw, centre = (120, 300), (210, 60)
+    sample = model.prepare([stimulus_image(hw, centre, side=24)])[0]
+    with capture_outputs({'stem': model.model.backbone.stem}) as out, torch.no_grad():
+        model.model.predict(sample.inputs, [sample.data_sample])
+    (_, fmap), = split_levels('backbone.stem', out['stem'])
+    drawn = CAMVisualizer.draw_featmap(fmap.abs(), sample.image, 'squeeze_mean', alpha=1.0,
+                                       geometry=sample.geometry)
+    stride = SCALE[0] / fmap.shape[1]
+    err = np.abs(peak_xy(decode_jet(drawn)) - np.array(centre))
+    assert (err <= 12 + stride / np.array(sample.geometry.scale)).all(), (family, err)
+
+
+def test_plain_resize_configs_and_cfg_options_route(mmyolo_configs, tmp_path):
+    """The shipped plain-resize pipelines (configs/test_pipelines), used as the files say, and
+    the documented --cfg-options equivalents give unpadded, stretched inputs that geometry
+    maps exactly."""
+    for family in FAMILIES:
+        user_cfg = tmp_path / f'{family}_resize_user.py'
+        user_cfg.write_text(
+            f"_base_ = ['{mmyolo_configs / FAMILIES[family][0]}',\n"
+            f"          '{REPO / 'configs' / 'test_pipelines' / f'{family}_resize.py'}']\n"
+            'test_dataloader = dict(dataset=dict(pipeline=_base_.resize_test_pipeline))\n')
+        model = LoadedModel(str(user_cfg), None,
+                            cfg_options={'test_dataloader.dataset.pipeline.1.scale': SCALE})
+        (sample,) = model.prepare([stimulus_image((120, 300), (210, 108))])
+        assert [type(t).__name__ for t in model.pipeline.transforms] == ['Resize',
+                                                                          'PackDetInputs']
+        geo = sample.geometry
+        assert sample.inputs.shape[-2:] == SCALE
+        assert geo.scale == pytest.approx((SCALE[0] / 300, SCALE[1] / 120))
+        corner = geo.to_input_points(np.array([[299.5, 119.5]]))[0]
+        assert corner == pytest.approx([SCALE[0] - 0.5, SCALE[1] - 0.5], abs=0.01)
+    # The documented cfg-options route: the letterbox step only stretches.
+    for family, key in (('yolov5', 'test_dataloader.dataset.pipeline.2.stretch_only'),
+                        ('yolox', 'test_dataloader.dataset.pipeline.1.keep_ratio')):
+        opts = dict(small_input(family))
+        opts[key] = key.endswith('stretch_only')
+        model = LoadedModel(str(mmyolo_configs / FAMILIES[family][0]), None, cfg_options=opts)
+        (sample,) = model.prepare([stimulus_image((120, 300), (210, 108))])
+        geo = sample.geometry
+        assert sample.inputs.shape[-2:] == SCALE
+        assert geo.scale == pytest.approx((SCALE[0] / 300, SCALE[1] / 120), rel=1e-3)
+        corner = geo.to_input_points(np.array([[299.5, 119.5]]))[0]
+        assert corner == pytest.approx([SCALE[0] - 0.5, SCALE[1] - 0.5], abs=0.1)
+
+
+# -- channel selection and layout -----------------------------------------------------------
+def peaked_featmap(channels=12, hw=(12, 16)) -> torch.Tensor:
+    """Channel c: a single peak at its own cell, strength (c + 1) -> mean activation ranks."""
+    fmap = torch.zeros(channels, *hw)
+    for c in range(channels):
+        fmap[c, c % hw[0], (3 * c) % hw[1]] = float(c + 1)
+    return fmap
+
+
+@pytest.mark.parametrize('k', range(1, 10))
+def test_topk_grid_shows_every_map(k):
+    """K = 1..9 on a 3x3 grid and on a one-row grid: tile i shows channel 11 - i."""
+    fmap = peaked_featmap()
+    image = np.full((12 * 8, 16 * 8, 3), 90, np.uint8)
+    for rows, cols in ((3, 3), (1, k)):
+        drawn = draw_featmap(fmap, image, None, topk=k, arrangement=(rows, cols), alpha=1.0)
+        th = (drawn.shape[0] - 2 * (rows - 1)) // rows
+        tw = (drawn.shape[1] - 2 * (cols - 1)) // cols
+        assert tw == image.shape[1]
+        for i in range(rows * cols):
+            r, c = divmod(i, cols)
+            tile = drawn[r * (th + 2):r * (th + 2) + th, c * (tw + 2):c * (tw + 2) + tw]
+            body = tile[th - image.shape[0]:]
+            if i >= k:
+                assert (tile == 200).all(), f'place {i} should be empty for k={k}'
+                continue
+            channel = 11 - i
+            expected = np.array([(3 * channel) % 16 * 8 + 3.5, channel % 12 * 8 + 3.5])
+            err = np.abs(peak_xy(decode_jet(body)) - expected)
+            assert (err <= 4).all(), (k, i, err)
+
+
+def test_topk_clamped_and_arrangement_errors():
+    fmap = peaked_featmap(channels=5)
+    with pytest.warns(UserWarning, match='more than the 5 channels'):
+        maps = select_channels(fmap, None, topk=8)
+    assert [label for label, _ in maps] == [f'channel {c}' for c in (4, 3, 2, 1, 0)]
+    with pytest.raises(ValueError, match=r'2x2 has 4 places for 5 maps.*--arrangement 2 3'):
+        check_arrangement(5, (2, 2))
+    with pytest.raises(ValueError, match='expected two positive numbers'):
+        check_arrangement(3, (0, 3))
+    with pytest.raises(ValueError, match='has 4 places for 5 maps'):
+        draw_featmap(fmap, None, None, topk=5, arrangement=(2, 2))
+    # K clamped to C=5 fits a 2x3 grid although 8 was asked for.
+    with pytest.warns(UserWarning):
+        draw_featmap(fmap, None, None, topk=8, arrangement=(2, 3))
+
+
+def test_as_is_maps_and_bad_inputs():
+    one = torch.rand(1, 6, 8)
+    assert draw_featmap(one, None, None, topk=-1).shape == (6, 8, 3)
+    rgb = torch.zeros(3, 4, 4)
+    rgb[0] = 1.0  # a red picture stays red
+    drawn = draw_featmap(rgb, None, None, topk=-1)
+    assert (drawn[..., 0] == 255).all() and (drawn[..., 1:] == 0).all()
+    with pytest.raises(ValueError, match='8 channels cannot be shown as it is'):
+        draw_featmap(torch.rand(8, 4, 4), None, None, topk=-1)
+    with pytest.raises(ValueError, match="channel_reduction='sum' is not supported"):
+        draw_featmap(torch.rand(8, 4, 4), None, 'sum')
+    with pytest.raises(ValueError, match=r'expected \(C, H, W\)'):
+        draw_featmap(torch.rand(4, 4), None)
+    with pytest.raises(ValueError, match='not a \\(B, C, H, W\\) feature map'):
+        split_levels('head', torch.rand(1, 1000))
+
+
+def test_ranking_ignores_letterbox_padding():
+    """A channel that fires only on the padding bars loses to one that fires on the image."""
+    from mmcam.geometry import InputGeometry
+    # 300 x 120 image letterboxed into 160 x 160: bars of 48 input rows above and below.
+    geo = InputGeometry.from_meta({'ori_shape': (120, 300), 'scale_factor': (160 / 300, 64 / 120),
+                                   'pad_param': [48, 48, 0, 0]}, (160, 160))
+    frac = content_fraction(geo, (20, 20))
+    assert frac[:6].max() == 0 and frac[6:14].min() == 1 and frac[19].max() == 0
+    fmap = torch.zeros(2, 20, 20)
+    fmap[0, :6] = 5.0        # padding only
+    fmap[1, 8:12] = 1.0      # image only, weaker in total
+    assert select_channels(fmap, 'select_max', weights=None)[0][0] == 'channel 0'
+    assert select_channels(fmap, 'select_max', weights=frac)[0][0] == 'channel 1'
+
+
+def test_reductions_on_classifier_and_detector(loaded):
+    """squeeze_mean / select_max / top-k on real layer outputs of ResNet-18 and YOLOv5."""
+    image = np.zeros((200, 300, 3), np.uint8)
+    image[60:140, 100:180] = (255, 200, 40)
+    for family, layer in (('resnet18', 'backbone'), ('yolov5', 'neck')):
+        model = loaded(family)
+        sample = model.prepare([image])[0]
+        module = model.model.get_submodule(layer)
+        with capture_outputs({layer: module}) as out, torch.no_grad():
+            model.model.predict(sample.inputs, [sample.data_sample])
+        levels = split_levels(layer, out[layer])
+        _, fmap = levels[-1]
+        mean = select_channels(fmap, 'squeeze_mean')
+        assert np.allclose(mean[0][1], fmap.mean(0).numpy())
+        top = fmap.mean(dim=(1, 2)).argsort(descending=True)
+        assert select_channels(fmap, 'select_max')[0][0] == f'channel {int(top[0])}'
+        labels = [lab for lab, _ in select_channels(fmap, None, topk=3)]
+        assert labels == [f'channel {int(c)}' for c in top[:3]]
+        for reduction in ('squeeze_mean', 'select_max'):
+            drawn = CAMVisualizer.draw_featmap(fmap, sample.image, reduction,
+                                               geometry=sample.geometry)
+            assert drawn.shape == sample.image.shape and drawn.dtype == np.uint8
+        grid = CAMVisualizer.draw_featmap(fmap, sample.image, None, topk=3,
+                                          arrangement=(1, 3), geometry=sample.geometry)
+        assert grid.shape[1] == 3 * 300 + 2 * 2
+        if family == 'resnet18':
+            # ResizeEdge(256) + CenterCrop(224) cut 62 original columns off each side: the
+            # model never saw them, so they are drawn grey (R == G == B), the rest coloured.
+            seen = sample.geometry.seen_mask()
+            assert not seen[:, :60].any() and not seen[:, -60:].any()
+            assert seen[15:185, 64:236].all()
+            assert (drawn[:, :60, 0] == drawn[:, :60, 2]).all()
+            assert (drawn[:, 64:236, 0] != drawn[:, 64:236, 2]).any()
+
+
+# -- the command line -------------------------------------------------------------------------
+def run_demo(*args, cwd=None):
+    return subprocess.run([sys.executable, str(DEMO), *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, env={**os.environ, 'PYTHONWARNINGS': 'ignore'})
+
+
+def test_cli_folder_with_a_bad_file(tmp_path, checkpoints):
+    """Two images and a broken one: two pictures, the broken file reported, exit code 1."""
+    config, ckpt, _ = checkpoints('yolov5')
+    images = tmp_path / 'imgs'
+    images.mkdir()
+    cv2.imwrite(str(images / 'a.png'), stimulus_image((120, 300), (210, 108)))
+    cv2.imwrite(str(images / 'b.jpg'), stimulus_image((280, 110), (99, 84)))
+    (images / 'broken.png').write_bytes(b'not an image')
+    out = tmp_path / 'out'
+    res = run_demo(images, config, ckpt, '--target-layers', 'neck', 'backbone.stage4',
+                   '--channel-reduction', 'None', '--topk', '3', '--arrangement', '2', '2',
+                   '--score-thr', '0.0', '--out-dir', out,
+                   '--cfg-options', 'test_dataloader.dataset.pipeline.1.scale=(96,96)',
+                   'test_dataloader.dataset.pipeline.2.scale=(96,96)')
+    assert res.returncode == 1, res.stderr
+    assert sorted(p.name for p in out.iterdir()) == ['a.png', 'b.png']
+    assert 'broken.png' in res.stderr and '2 of 3 images drawn' in res.stderr
+    assert 'Traceback' not in res.stderr
+    picture = cv2.imread(str(out / 'a.png'))
+    # 4 panels (3 neck levels + stage4) on a 2x2 grid, each a 2x2 grid of 300 px wide maps.
+    assert picture.shape[1] == 2 * (2 * 300 + 2) + 6
+
+
+def test_cli_cfg_options_reach_the_model_and_input_canvas(tmp_path, checkpoints):
+    """--canvas input draws on the network input, whose size the --cfg-options set."""
+    config, ckpt, _ = checkpoints('yolox')
+    img = tmp_path / 'wide.png'
+    cv2.imwrite(str(img), stimulus_image((120, 300), (210, 108)))
+    for size in (64, 128):
+        out = tmp_path / f'{size}.png'
+        res = run_demo(img, config, ckpt, '--target-layers', 'backbone.stem', '--canvas',
+                       'input', '--out-file', out, '--cfg-options',
+                       f'test_dataloader.dataset.pipeline.1.scale=({size},{size})')
+        assert res.returncode == 0, res.stderr
+        picture = cv2.imread(str(out))
+        assert picture.shape[1] == size  # one panel, as wide as the network input
+
+
+@pytest.mark.parametrize('args, message', [
+    (['missing.png'], "Image 'missing.png' does not exist"),
+    (['IMG', '--target-layers', 'backbone.stage9'], "Layer 'backbone.stage9' does not exist"),
+    (['IMG', '--channel-reduction', 'None', '--topk', '5', '--arrangement', '2', '2'],
+     '2x2 has 4 places for 5 maps'),
+    (['IMG', '--target-layers', 'bbox_head.loss_cls'], 'did not run'),
+])
+def test_cli_errors_are_one_line(tmp_path, checkpoints, args, message):
+    config, ckpt, _ = checkpoints('yolov5')
+    img = tmp_path / 'x.png'
+    cv2.imwrite(str(img), stimulus_image((60, 80), (40, 30)))
+    args = [str(img) if a == 'IMG' else a for a in args]
+    res = run_demo(args[0], config, ckpt, *args[1:], '--out-dir', tmp_path / 'o', cwd=tmp_path)
+    assert res.returncode != 0
+    assert message in res.stderr, res.stderr
+    assert 'Traceback' not in res.stderr
+
+
+def test_cli_score_thr_refused_for_a_classifier(tmp_path, checkpoints):
+    config, ckpt, _ = checkpoints('resnet18')
+    img = tmp_path / 'x.png'
+    cv2.imwrite(str(img), stimulus_image((60, 80), (40, 30)))
+    res = run_demo(img, config, ckpt, '--score-thr', '0.3', '--out-dir', tmp_path / 'o')
+    assert res.returncode == 1 and 'builds a classifier' in res.stderr
