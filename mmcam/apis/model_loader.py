@@ -30,8 +30,9 @@ ImageLike = Union[str, np.ndarray]
 _TASKS = {'mmpretrain': 'classification', 'mmdet': 'detection', 'mmyolo': 'detection'}
 
 
-class InputError(ValueError):
-    """A user input (image, config, checkpoint, option) that mmcam cannot use."""
+# Defined in mmcam.utils.errors so that mmcam.cams/mmcam.models can raise it without importing
+# mmcam.apis (which imports them: a cycle); re-exported here for existing imports.
+from mmcam.utils.errors import InputError  # noqa: E402,F401
 
 
 @dataclass
@@ -125,7 +126,7 @@ class LoadedModel:
             ckpt = load_checkpoint(self.model, checkpoint, map_location='cpu',
                                    allow_unsafe=allow_unsafe_checkpoint or None)
             self.checkpoint_meta = ckpt.get('meta', {}) or {}
-        self.model.dataset_meta = self._dataset_meta()
+        self.model.dataset_meta = self.dataset_meta = self._dataset_meta()
         self.model.to(self.device).eval()
         self.pipeline = self._build_pipeline()
 
@@ -199,10 +200,57 @@ class LoadedModel:
                 transform._crop_img = _recording_crop(transform._crop_img)
         return pipeline
 
+    @classmethod
+    def from_model(cls, model: nn.Module, scope: str,
+                   dataset_meta: Optional[dict] = None) -> 'LoadedModel':
+        """Wrap a model that is already built (by a Runner, say); it has no pipeline of its own,
+        so its samples come from :meth:`samples_from_batch`."""
+        if scope not in _TASKS:
+            raise InputError(f'default_scope {scope!r} is not supported; expected one of '
+                             f'{sorted(_TASKS)}.')
+        self = cls.__new__(cls)
+        self.cfg, self.scope, self.task = None, scope, _TASKS[scope]
+        self.model, self.checkpoint_meta, self.pipeline = model, {}, None
+        self.dataset_meta = dict(dataset_meta or getattr(model, 'dataset_meta', None) or {})
+        self.device = next(model.parameters()).device
+        return self
+
     # -- use -----------------------------------------------------------------------------
+    def input_image(self, inputs: torch.Tensor) -> np.ndarray:
+        """A (1, 3, H, W) network input as a picture: normalisation undone, RGB uint8."""
+        pre = self.model.data_preprocessor
+        x = inputs[0].detach().float().cpu()
+        std, mean = getattr(pre, 'std', None), getattr(pre, 'mean', None)
+        if std is not None:
+            x = x * std.detach().cpu().view(-1, 1, 1)
+        if mean is not None:
+            x = x + mean.detach().cpu().view(-1, 1, 1)
+        img = x.permute(1, 2, 0).clamp(0, 255).round().byte().numpy()
+        # Pipelines read BGR; the data_preprocessor converts to RGB only when told to.
+        if not getattr(pre, '_channel_conversion', False):
+            img = img[..., ::-1]
+        return np.ascontiguousarray(img)
+
+    def samples_from_batch(self, data_batch: dict, indices: Sequence[int]) -> List[Sample]:
+        """Samples from a dataloader batch, pictured as the network input they became.
+
+        A Runner's pipeline may not record every geometric step (mmpretrain's PackInputs drops
+        the crop box), so these samples are drawn on the network input itself, which is
+        aligned with the maps by construction.
+        """
+        batch = self.model.data_preprocessor(data_batch, training=False)
+        inputs = batch['inputs'].to(self.device)
+        samples = []
+        for i in indices:
+            x = inputs[i:i + 1]
+            data_sample = batch['data_samples'][i]
+            samples.append(Sample(x, data_sample, InputGeometry.identity(x.shape[-2:]),
+                                  self.input_image(x), data_sample.metainfo.get('img_path')))
+        return samples
+
     @property
     def classes(self) -> Sequence[str]:
-        return tuple(self.model.dataset_meta.get('classes', ()))
+        return tuple(self.dataset_meta.get('classes', ()))
 
     def prepare(self, images: Sequence[ImageLike]) -> List[Sample]:
         """Run images through the test pipeline and the data_preprocessor as one batch."""

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Set up (if needed), then run mmcam's main jobs on the bundled demo models and images.
+# Pictures go to outputs/demo/ (override with OUT=...).
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bash "$REPO/scripts/setup.sh"
+PY=${MMCAM_HOME:-$HOME/.cache/mmcam}/venv/bin/python
+OUT=${OUT:-$REPO/outputs/demo}
+cd "$REPO"
+mkdir -p "$OUT"
+
+echo "[mmcam demo] class activation maps of the demo CNN: one row per digit in the scene"
+"$PY" tools/vis_cam.py demo/two_digits.png configs/demo/cls_resnet.py demo/checkpoints/cls_resnet.pth \
+  --method GradCAM GradCAM++ EigenCAM LayerCAM --target-category $("$PY" -c \
+  "import json; print(*json.load(open('demo/two_digits.json'))['labels'])") \
+  --save-path "$OUT/cam_two_digits.png"
+
+if [[ -f demo/checkpoints/cls_vit.pth ]]; then
+  echo "[mmcam demo] the same for the demo ViT (class token; default layer: the last block's ln1)"
+  "$PY" tools/vis_cam.py demo/digit.png configs/demo/cls_vit.py demo/checkpoints/cls_vit.pth \
+    --method GradCAM EigenCAM --save-path "$OUT/cam_vit_digit.png"
+fi
+
+for det in yolov5 rtmdet yolox yolov6; do
+  ckpt=demo/checkpoints/det_$det.pth
+  [[ -f $ckpt ]] || { echo "[mmcam demo] $ckpt is not shipped yet; skipping det_$det"; continue; }
+  echo "[mmcam demo] box activation maps and feature maps of the demo $det (non-square image)"
+  "$PY" demo/boxam_vis_demo.py demo/digits_det_wide.png configs/demo/det_$det.py "$ckpt" \
+    --method gradcam --per-box --out-dir "$OUT/boxam_$det"
+  "$PY" demo/featmap_vis_demo.py demo/digits_det_wide.png configs/demo/det_$det.py "$ckpt" \
+    --target-layers neck --channel-reduction squeeze_mean --out-file "$OUT/featmap_$det.png"
+done
+echo "[mmcam demo] done: open the pictures in $OUT"

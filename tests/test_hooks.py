@@ -1,0 +1,109 @@
+"""The visualization hooks inside a real mmengine Runner test loop."""
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.runner import Runner, save_checkpoint
+
+from mmcam.apis import LoadedModel
+
+RESNET18 = 'resnet/resnet18_8xb32_in1k.py'
+
+
+def _hook_counts(model: torch.nn.Module):
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+               + len(getattr(m, '_backward_pre_hooks', {})) for m in model.modules())
+
+
+@pytest.fixture(scope='module')
+def tiny_classification(tmp_path_factory, mmpretrain_configs):
+    """Six real PNG files in two class folders, and a checkpoint of a 2-class ResNet-18."""
+    root = tmp_path_factory.mktemp('hooks')
+    rng = np.random.default_rng(0)
+    for label in ('bright', 'dark'):
+        (root / 'data' / label).mkdir(parents=True)
+        for i in range(3):
+            base = 170 if label == 'bright' else 60
+            image = np.clip(base + rng.normal(0, 30, (40, 56, 3)), 0, 255).astype(np.uint8)
+            cv2.imwrite(str(root / 'data' / label / f'{i}.png'), image)
+    model = LoadedModel(str(mmpretrain_configs / RESNET18),
+                        cfg_options={'model.head.num_classes': 2}).model
+    save_checkpoint({'state_dict': model.state_dict(),
+                     'meta': {'dataset_meta': {'classes': ('bright', 'dark')}}},
+                    str(root / 'init.pth'))
+    return root
+
+
+def _test_cfg(mmpretrain_configs, root: Path, work_dir: Path, hooks=None) -> Config:
+    cfg = Config.fromfile(str(mmpretrain_configs / RESNET18))
+    cfg.work_dir = str(work_dir)
+    cfg.load_from = str(root / 'init.pth')
+    cfg.model.head.num_classes = 2
+    cfg.model.head.topk = (1, )
+    cfg.test_dataloader = dict(
+        batch_size=2, num_workers=0, persistent_workers=False,
+        sampler=dict(type='DefaultSampler', shuffle=False),
+        dataset=dict(type='CustomDataset', data_root=str(root / 'data'),
+                     pipeline=[dict(type='LoadImageFromFile'),
+                               dict(type='ResizeEdge', scale=48, edge='short'),
+                               dict(type='CenterCrop', crop_size=32),
+                               dict(type='PackInputs')]))
+    cfg.test_evaluator = dict(type='Accuracy', topk=(1, ))
+    cfg.env_cfg = dict(dist_cfg=dict(backend='gloo'))
+    cfg.log_level = 'WARNING'
+    if hooks:
+        cfg.custom_imports = dict(imports=['mmcam'], allow_failed_imports=False)
+        cfg.custom_hooks = hooks
+    return cfg
+
+
+def _pictures(work_dir: Path):
+    return sorted(work_dir.glob('*/vis_data/vis_image/*.png'))
+
+
+def test_cam_hook_draws_and_leaves_metrics_and_model_untouched(tmp_path, tiny_classification,
+                                                               mmpretrain_configs):
+    plain = Runner.from_cfg(_test_cfg(mmpretrain_configs, tiny_classification, tmp_path / 'a'))
+    metrics_plain = plain.test()
+
+    cfg = _test_cfg(mmpretrain_configs, tiny_classification, tmp_path / 'b',
+                    hooks=[dict(type='mmcam.CAMVisualizationHook', phases=['test'],
+                                methods=['GradCAM', 'EigenCAM'], max_samples=3)])
+    runner = Runner.from_cfg(cfg)
+    model = runner.model
+    flags = [p.requires_grad for p in model.parameters()]
+    hooks_before = _hook_counts(model)
+    metrics_hooked = runner.test()
+
+    assert metrics_hooked == metrics_plain
+    assert _hook_counts(model) == hooks_before
+    assert [p.requires_grad for p in model.parameters()] == flags
+    assert all(p.grad is None for p in model.parameters())
+    pictures = _pictures(tmp_path / 'b')
+    assert len(pictures) == 3, pictures  # max_samples, over two batches
+    assert all('cam_test' in p.name for p in pictures)
+    image = cv2.imread(str(pictures[0]))
+    assert image is not None and image.shape[0] >= 32 and image.std() > 0
+    assert not _pictures(tmp_path / 'a')
+
+
+def test_hook_failure_is_logged_once_and_testing_goes_on(tmp_path, tiny_classification,
+                                                         mmpretrain_configs, capsys):
+    # The neck pools to (B, C) vectors: no spatial map to explain, in every batch.
+    cfg = _test_cfg(mmpretrain_configs, tiny_classification, tmp_path,
+                    hooks=[dict(type='mmcam.CAMVisualizationHook', phases=['test'],
+                                target_layers=['neck'], max_samples=6)])
+    metrics = Runner.from_cfg(cfg).test()
+    assert 'accuracy/top1' in metrics
+    out = capsys.readouterr().out
+    assert out.count('CAMVisualizationHook skipped') == 1, out
+    assert not _pictures(tmp_path)
+
+
+def test_unknown_method_fails_when_the_config_is_built():
+    from mmcam.engine.hooks import CAMVisualizationHook
+    with pytest.raises(Exception, match='not a CAM method'):
+        CAMVisualizationHook(methods=['NoSuchCAM'])
