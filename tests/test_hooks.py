@@ -107,3 +107,16 @@ def test_unknown_method_fails_when_the_config_is_built():
     from mmcam.engine.hooks import CAMVisualizationHook
     with pytest.raises(Exception, match='not a CAM method'):
         CAMVisualizationHook(methods=['NoSuchCAM'])
+
+
+def test_featmap_hook_draws_pyramid_levels_of_a_classifier(tmp_path, tiny_classification,
+                                                           mmpretrain_configs):
+    cfg = _test_cfg(mmpretrain_configs, tiny_classification, tmp_path,
+                    hooks=[dict(type='mmcam.FeatMapVisualizationHook', phases=['test'],
+                                target_layers=['backbone.layer3', 'backbone.layer4'],
+                                channel_reduction=None, topk=3, arrangement=(1, 3),
+                                max_samples=2)])
+    Runner.from_cfg(cfg).test()
+    pictures = _pictures(tmp_path)
+    assert len(pictures) == 2 and all('featmap_test' in p.name for p in pictures)
+    assert cv2.imread(str(pictures[0])).std() > 0

@@ -1,0 +1,66 @@
+"""Feature maps of any layer of a classifier or detector while a Runner validates or tests."""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+
+from mmcam.engine.hooks.base import ExplainHook, Picture
+from mmcam.registry import HOOKS
+
+
+@HOOKS.register_module()
+class FeatMapVisualizationHook(ExplainHook):
+    """Draw feature maps of the first samples of val/test epochs (mmpretrain and mmyolo/mmdet).
+
+    Example config::
+
+        custom_imports = dict(imports=['mmcam'], allow_failed_imports=False)
+        custom_hooks = [dict(type='mmcam.FeatMapVisualizationHook', target_layers=['neck'],
+                             channel_reduction=None, topk=4, arrangement=(2, 2))]
+
+    Args:
+        target_layers: module names (``'backbone'``, ``'neck.out_layers[2]'``, ...); a module
+            returning several pyramid levels gives one panel per level.
+        channel_reduction: ``'squeeze_mean'``, ``'select_max'`` or ``None`` (top-k grid).
+        topk, arrangement: the grid for ``channel_reduction=None``, as in mmengine.
+        **kwargs: ``phases``, ``interval``, ``max_samples``, ``alpha`` of :class:`ExplainHook`.
+    """
+    kind = 'featmap'
+
+    def __init__(self,
+                 target_layers: Union[str, Sequence[str]] = ('backbone', ),
+                 channel_reduction: Optional[str] = 'squeeze_mean',
+                 topk: int = 4,
+                 arrangement: Tuple[int, int] = (2, 2),
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        from mmcam.visualization.featmap import check_arrangement
+        if channel_reduction not in ('squeeze_mean', 'select_max', None):
+            raise ValueError(f'channel_reduction={channel_reduction!r}: expected '
+                             "'squeeze_mean', 'select_max' or None.")
+        if channel_reduction is None:
+            check_arrangement(topk, arrangement)
+        self.target_layers = [target_layers] if isinstance(target_layers, str) else list(
+            target_layers)
+        self.channel_reduction, self.topk, self.arrangement = (channel_reduction, topk,
+                                                               tuple(arrangement))
+
+    def explain(self, model, data_batch, outputs, indices, runner) -> List[Picture]:
+        from mmcam.apis.model_loader import LoadedModel, find_module
+        from mmcam.models.capture import capture_outputs
+        from mmcam.visualization.featmap import draw_levels, split_levels
+
+        loaded = LoadedModel.from_model(model, runner.cfg.get('default_scope', 'mmpretrain'))
+        modules = {name: find_module(model, name) for name in self.target_layers}
+        pictures = []
+        for sample in loaded.samples_from_batch(data_batch, indices):
+            with capture_outputs(modules) as captured, torch.no_grad():
+                model(sample.inputs, mode='tensor')
+            levels = [level for name in self.target_layers
+                      for level in split_levels(name, captured[name])]
+            picture = draw_levels(levels, sample.image, self.channel_reduction, self.topk,
+                                  self.arrangement, alpha=self.alpha, geometry=sample.geometry)
+            index = sample.data_sample.metainfo.get('sample_idx', len(pictures))
+            pictures.append((f'{index}', picture))
+        return pictures
