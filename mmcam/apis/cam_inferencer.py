@@ -1,0 +1,385 @@
+"""Classification CAM from Python: load a classifier once, explain many images.
+
+Example::
+
+    from mmcam.apis import CAMInferencer
+    inferencer = CAMInferencer('resnet50_8xb32_in1k.py', 'resnet50.pth')
+    result = inferencer('cat.jpg', methods=['GradCAM', 'EigenCAM'])[0]
+    result.maps[0].cam        # float32 H x W of the original image, values in [0, 1]
+    picture = inferencer.draw(result)   # RGB uint8, methods side by side
+
+Data flow: LoadedModel (config, checkpoint, test pipeline) -> ClassifierLogits (adapter) ->
+grad-cam method on the target layers (tokens reshaped by TokenReshape) -> InputGeometry (back
+onto the original image) -> CAMVisualizer (overlay) -> tile_panels (one picture).
+"""
+from __future__ import annotations
+
+import glob
+import os
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from pytorch_grad_cam import GuidedBackpropReLUModel
+from pytorch_grad_cam.utils.image import deprocess_image
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+from mmcam.apis.model_loader import InputError, LoadedModel, Sample
+from mmcam.cams.layers import (backbone_extra_tokens, default_target_layer, preview_rows,
+                               resolve_layers)
+from mmcam.cams.methods import (cam_session, get_method, needs_weight_graph,
+                                supports_aug_smooth)
+from mmcam.cams.reshape import TokenReshape, patch_grid_probe
+from mmcam.geometry import InputGeometry
+from mmcam.models.classifier import ClassifierLogits
+from mmcam.visualization.cam_visualizer import CAMVisualizer
+from mmcam.visualization.panels import tile_panels
+
+ImageLike = Union[str, np.ndarray]
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.pgm', '.ppm')
+
+
+@dataclass
+class CAMMap:
+    """One activation map: one method, one category, one image."""
+    method: str                  # grad-cam class name, e.g. 'GradCAM'
+    category: int
+    class_name: str
+    score: float                 # the model's probability for ``category``
+    cam: np.ndarray              # float32 (H, W) on the original image, in [0, 1]
+    cam_input: np.ndarray        # float32 (h, w) on the network input, in [0, 1]
+
+
+@dataclass
+class CAMResult:
+    """Everything computed for one image."""
+    path: Optional[str]
+    image: np.ndarray            # original RGB uint8
+    input_image: np.ndarray      # the network input, de-normalised, RGB uint8
+    geometry: InputGeometry
+    pred_label: int
+    pred_score: float
+    pred_class: str
+    scores: np.ndarray           # (num_classes,) probabilities
+    maps: List[CAMMap] = field(default_factory=list)
+    #: category -> guided backprop gradients (h, w, 3 RGB) float32 on the network input
+    guided: Dict[int, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def seen_mask(self) -> np.ndarray:
+        """Original pixels the network saw (the rest was cropped away)."""
+        return self.geometry.seen_mask()
+
+
+@dataclass
+class SkippedImage:
+    """An image that could not be explained, and why (one line)."""
+    path: str
+    reason: str
+
+
+def expand_images(spec: Union[str, Sequence[str]]) -> List[str]:
+    """A file, a folder (its images, recursively, sorted) or a glob pattern -> image paths."""
+    specs = [spec] if isinstance(spec, str) else list(spec)
+    paths: List[str] = []
+    for s in specs:
+        if os.path.isdir(s):
+            found = sorted(p for p in glob.glob(os.path.join(s, '**', '*'), recursive=True)
+                           if os.path.isfile(p))
+            paths += [p for p in found if p.lower().endswith(IMAGE_EXTENSIONS)] or found
+        elif os.path.isfile(s):
+            paths.append(s)
+        elif glob.has_magic(s):
+            paths += sorted(p for p in glob.glob(s, recursive=True) if os.path.isfile(p))
+        else:
+            raise InputError(f'Image {s!r} does not exist; expected an image file, a folder of '
+                             'images or a glob pattern such as "images/*.jpg".')
+    if not paths:
+        raise InputError(f'No image found in {spec!r}; expected image files '
+                         f'({", ".join(IMAGE_EXTENSIONS)}).')
+    return paths
+
+
+@contextmanager
+def activation_gradients_only(model: torch.nn.Module, enabled: bool = True) -> Iterator[None]:
+    """Freeze the weights while explaining: CAMs need gradients of activations, not of
+    weights, and skipping the weight gradients saves about a third of each backward pass."""
+    flags = [(p, p.requires_grad) for p in model.parameters()] if enabled else []
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
+class CAMInferencer:
+    """Class activation maps for an mmpretrain classifier, loaded once.
+
+    Args:
+        config: mmpretrain config file or Config.
+        checkpoint: checkpoint file (``None`` keeps the random init; for tests only).
+        device: ``'cpu'``, ``'cuda'``, ``'cuda:1'``, ...
+        cfg_options: overrides merged into the config.
+        allow_unsafe_checkpoint: allow full pickle loading (only for files you trust).
+        target_layers: layer names in any form users type; default as mmpretrain's docs say.
+        num_extra_tokens: class/distillation tokens of a ViT-like backbone; ``None`` reads the
+            backbone's own value, ``0`` means none.
+    """
+
+    def __init__(self,
+                 config,
+                 checkpoint: Optional[str] = None,
+                 device: str = 'cpu',
+                 cfg_options: Optional[dict] = None,
+                 allow_unsafe_checkpoint: bool = False,
+                 target_layers: Optional[Sequence[str]] = None,
+                 num_extra_tokens: Optional[int] = None) -> None:
+        # A LoadedModel is taken as it is (the hooks wrap the Runner's model that way).
+        self.loaded = config if isinstance(config, LoadedModel) else LoadedModel(
+            config, checkpoint, device=device, cfg_options=cfg_options,
+            allow_unsafe_checkpoint=allow_unsafe_checkpoint)
+        if self.loaded.task != 'classification':
+            raise InputError(f'The config builds a {self.loaded.task} model; vis_cam explains '
+                             'mmpretrain classifiers. For detectors use the box-AM tool.')
+        self.classifier = self.loaded.model
+        self.model = ClassifierLogits(self.classifier)
+        self.device = self.loaded.device
+        self.num_extra_tokens = num_extra_tokens
+        if target_layers:
+            self.target_layer_names = list(target_layers)
+            self.target_layer_reason = 'given'
+        else:
+            name, reason = default_target_layer(self.classifier, num_extra_tokens)
+            self.target_layer_names, self.target_layer_reason = [name], f'default: {reason}'
+        self.target_layers = resolve_layers(self.classifier, self.target_layer_names)
+        self.reshape = TokenReshape(', '.join(self.target_layer_names), num_extra_tokens,
+                                    backbone_extra_tokens(self.classifier.backbone))
+        self.visualizer = CAMVisualizer(name=f'mmcam_cam_{id(self)}')
+
+    # -- model facts --------------------------------------------------------------------
+    @property
+    def classes(self) -> Sequence[str]:
+        return self.loaded.classes
+
+    @property
+    def num_classes(self) -> Optional[int]:
+        n = getattr(self.classifier.head, 'num_classes', None)
+        return int(n) if n else (len(self.classes) or None)
+
+    def class_name(self, index: int) -> str:
+        return self.classes[index] if index < len(self.classes) else f'class {index}'
+
+    def parse_categories(self, categories: Optional[Sequence[Union[int, str]]]
+                         ) -> Optional[List[int]]:
+        """Category indices or class names -> indices, checked against the model's classes."""
+        if categories is None or len(categories) == 0:
+            return None
+        out = []
+        n = self.num_classes
+        for c in categories:
+            if isinstance(c, str) and not c.lstrip('-').isdigit():
+                if c not in self.classes:
+                    raise InputError(f'--target-category {c!r} is not a class name of this '
+                                     f'model; expected an index 0..{(n or 1) - 1} or one of '
+                                     f'{list(self.classes)[:10]}...')
+                out.append(list(self.classes).index(c))
+                continue
+            c = int(c)
+            if n is not None and not 0 <= c < n:
+                raise InputError(f'--target-category {c} is out of range: the model has {n} '
+                                 f'classes, expected 0..{n - 1}.')
+            out.append(c)
+        return out
+
+    def preview(self, image: Optional[ImageLike] = None) -> List[tuple]:
+        """``(name, type, output shape)`` of every layer (shapes for ``image`` if given)."""
+        inputs = self.loaded.prepare([image])[0].inputs if image is not None else None
+        return preview_rows(self.classifier, inputs)
+
+    # -- running ------------------------------------------------------------------------
+    def __call__(self, images: Union[ImageLike, Sequence[ImageLike]],
+                 **kwargs) -> List[CAMResult]:
+        """Maps for one image or many (see :meth:`run` for the options); errors raise."""
+        if isinstance(images, (str, np.ndarray)):
+            images = [images]
+        return [r for r in self.run(images, skip_errors=False, **kwargs)]
+
+    def run(self,
+            images: Iterable[ImageLike],
+            methods: Union[str, Sequence[str]] = 'GradCAM',
+            target_category: Optional[Sequence[Union[int, str]]] = None,
+            eigen_smooth: bool = False,
+            aug_smooth: bool = False,
+            guided: bool = False,
+            batch_size: int = 4,
+            skip_errors: bool = True) -> Iterator[Union[CAMResult, SkippedImage]]:
+        """Yield one :class:`CAMResult` per image, in order, batch by batch.
+
+        Args:
+            methods: one or more grad-cam method names (case-insensitive).
+            target_category: indices or class names; default: the predicted class.
+            eigen_smooth / aug_smooth: grad-cam's smoothing (first principal component of the
+                weighted activations / test-time augmentation).
+            guided: also compute guided backprop (for guided Grad-CAM pictures).
+            batch_size: images per forward pass.
+            skip_errors: yield :class:`SkippedImage` for an unreadable image instead of
+                raising (errors in the model or options still raise).
+        """
+        methods = [methods] if isinstance(methods, str) else list(methods)
+        for m in methods:
+            get_method(m)  # fail before any work on an unknown name
+        categories = self.parse_categories(target_category)
+        pending: List[Sample] = []
+        for image in images:
+            try:
+                sample = self.loaded.prepare([image])[0]
+            except InputError as err:
+                if not skip_errors:
+                    raise
+                yield SkippedImage(image if isinstance(image, str) else '<array>', str(err))
+                continue
+            if pending and (len(pending) >= batch_size
+                            or pending[0].inputs.shape != sample.inputs.shape):
+                yield from self._run_batch(pending, methods, categories, eigen_smooth,
+                                           aug_smooth, guided)
+                pending = []
+            pending.append(sample)
+        if pending:
+            yield from self._run_batch(pending, methods, categories, eigen_smooth, aug_smooth,
+                                       guided)
+
+    def explain(self, samples: List[Sample], methods: Union[str, Sequence[str]] = 'GradCAM',
+                target_category: Optional[Sequence[Union[int, str]]] = None,
+                eigen_smooth: bool = False, aug_smooth: bool = False,
+                guided: bool = False) -> List[CAMResult]:
+        """Maps for samples that are already prepared (one batch; see :meth:`run`)."""
+        methods = [methods] if isinstance(methods, str) else list(methods)
+        return list(self._run_batch(samples, methods, self.parse_categories(target_category),
+                                    eigen_smooth, aug_smooth, guided))
+
+    def _probe(self, inputs: torch.Tensor):
+        """A plain forward: logits, and each target layer's output checked by the reshape."""
+        def check(module, args, output):
+            self.reshape(output)  # raises the one-line error on a bad token layout
+        with ExitStack() as stack:
+            stack.enter_context(patch_grid_probe(self.classifier.backbone, [self.reshape],
+                                                 inputs.shape[-2:]))
+            for layer in self.target_layers:
+                handle = layer.register_forward_hook(check)
+                stack.callback(handle.remove)
+            stack.enter_context(torch.no_grad())
+            return self.model(inputs)
+
+    def _run_batch(self, samples: List[Sample], methods: List[str],
+                   categories: Optional[List[int]], eigen_smooth: bool, aug_smooth: bool,
+                   guided: bool) -> Iterator[CAMResult]:
+        inputs = torch.cat([s.inputs for s in samples])
+        logits = self._probe(inputs)
+        scores = self.model.scores(logits).cpu().numpy()
+        token_layers = self.reshape.kind == 'tokens'
+        # One row per (image, category): all of them explained in one grad-cam call.
+        rows = [(i, c) for i in range(len(samples))
+                for c in (categories if categories is not None else [int(scores[i].argmax())])]
+        row_inputs = inputs[[i for i, _ in rows]]
+        targets = [ClassifierOutputTarget(c) for _, c in rows]
+        per_method = {}
+        for name in methods:
+            with cam_session(name, self.model, self.target_layers, self.reshape,
+                             token_layers=token_layers) as cam, \
+                    patch_grid_probe(self.classifier.backbone, [self.reshape],
+                                     inputs.shape[-2:]), \
+                    activation_gradients_only(self.model, not needs_weight_graph(name)):
+                kwargs = dict(eigen_smooth=eigen_smooth)
+                if aug_smooth:
+                    if not supports_aug_smooth(cam):
+                        raise InputError(f'--aug-smooth is not supported by {type(cam).__name__};'
+                                         ' expected a BaseCAM method such as GradCAM. Leave '
+                                         'out --aug-smooth for this method.')
+                    kwargs['aug_smooth'] = True
+                # The input requires grad so the graph exists although no weight does.
+                maps = cam(input_tensor=row_inputs.detach().requires_grad_(True),
+                           targets=targets, **kwargs)
+            per_method[get_method(name).__name__] = np.asarray(maps, dtype=np.float32)
+        guided_maps = {}
+        if guided:
+            gb_model = GuidedBackpropReLUModel(self.model, self.device)
+            for r, (i, c) in enumerate(rows):
+                gb = np.asarray(gb_model(row_inputs[r:r + 1], target_category=c), np.float32)
+                guided_maps[r] = gb[..., ::-1].copy() if self._input_is_bgr else gb
+        results = []
+        for i, sample in enumerate(samples):
+            pred = int(scores[i].argmax())
+            results.append(CAMResult(
+                path=sample.path, image=sample.image, input_image=self.input_image(sample),
+                geometry=sample.geometry, pred_label=pred, pred_score=float(scores[i, pred]),
+                pred_class=self.class_name(pred), scores=scores[i]))
+        seen = [res.seen_mask for res in results]
+        for r, (i, c) in enumerate(rows):
+            res = results[i]
+            for name, maps in per_method.items():
+                cam_input = np.clip(np.nan_to_num(maps[r]), 0.0, 1.0)
+                cam = np.clip(res.geometry.to_original(cam_input), 0.0, 1.0)
+                # Interpolation bleeds a little over the crop border: the model saw nothing
+                # there, so the map is 0 wherever the pipeline cut the image away.
+                cam = (cam * seen[i]).astype(np.float32)
+                res.maps.append(CAMMap(name, c, self.class_name(c), float(scores[i, c]), cam,
+                                       cam_input))
+            if r in guided_maps:
+                res.guided[c] = guided_maps[r]
+        yield from results
+
+    def input_image(self, sample: Sample) -> np.ndarray:
+        """The network input as a picture: normalisation undone, RGB uint8."""
+        pre = self.classifier.data_preprocessor
+        x = sample.inputs[0].detach().float().cpu()
+        mean, std = getattr(pre, 'mean', None), getattr(pre, 'std', None)
+        if std is not None:
+            x = x * std.detach().cpu().view(-1, 1, 1)
+        if mean is not None:
+            x = x + mean.detach().cpu().view(-1, 1, 1)
+        img = x.permute(1, 2, 0).clamp(0, 255).round().byte().numpy()
+        if self._input_is_bgr:
+            img = img[..., ::-1]  # pictures are RGB
+        return np.ascontiguousarray(img)
+
+    @property
+    def _input_is_bgr(self) -> bool:
+        # The pipeline reads BGR; the data_preprocessor flips to RGB only when told to.
+        return not getattr(self.classifier.data_preprocessor, '_channel_conversion', False)
+
+    # -- pictures -----------------------------------------------------------------------
+    def draw(self, result: CAMResult, show_input: bool = False, alpha: float = 0.5
+             ) -> np.ndarray:
+        """One RGB picture: a row per category, the methods side by side.
+
+        Maps are drawn on the original image, with pixels the pipeline cropped away greyed
+        out; ``show_input`` draws on the network input instead. Guided backprop and guided
+        Grad-CAM (guided backprop x the first method's map) follow when computed.
+        """
+        seen = None if show_input else result.seen_mask
+        base = result.input_image if show_input else result.image
+        by_category: Dict[int, List[CAMMap]] = {}
+        for m in result.maps:
+            by_category.setdefault(m.category, []).append(m)
+        rows = []
+        for category, maps in by_category.items():
+            row = []
+            for m in maps:
+                cam = m.cam_input if show_input else m.cam
+                title = f'{m.method} | {m.class_name} ({m.score:.2f})'
+                row.append((title, self.visualizer.draw_cam(base, cam, alpha, seen)))
+            if category in result.guided:
+                gb = result.guided[category]
+                guided_cam = gb * maps[0].cam_input[..., None]
+                for title, img in (('Guided backprop', gb),
+                                   (f'Guided {maps[0].method}', guided_cam)):
+                    pic = deprocess_image(img)
+                    if not show_input:
+                        pic = result.geometry.to_original(pic)
+                    row.append((f'{title} | {maps[0].class_name}', np.ascontiguousarray(pic)))
+            rows.append(row)
+        return tile_panels(rows)
