@@ -23,6 +23,7 @@ import torch
 from mmengine.config import DictAction
 
 from mmcam.apis.model_loader import InputError, LoadedModel, find_module
+from mmcam.geometry import InputGeometry
 from mmcam.models.capture import capture_outputs
 from mmcam.utils.io import atomic_path
 from mmcam.visualization.featmap import (check_arrangement, draw_levels, network_input_image,
@@ -149,7 +150,8 @@ def draw_one(loaded: LoadedModel, modules: dict, args: argparse.Namespace,
     if args.score_thr is not None:
         boxes, labels = detections(results[0], args.score_thr, loaded.classes)
     if args.canvas == 'input':
-        canvas, geometry = network_input_image(loaded.model.data_preprocessor, sample.inputs), None
+        canvas = network_input_image(loaded.model.data_preprocessor, sample.inputs)
+        geometry = InputGeometry.identity(canvas.shape[:2])
         if boxes is not None:  # the maps cover the whole input: bring the boxes there too
             xy = sample.geometry.to_input_points(boxes.reshape(-1, 2))
             boxes = xy.reshape(-1, 4)

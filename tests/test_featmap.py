@@ -42,14 +42,23 @@ def small_input(family: str) -> dict:
 
 
 # -- helpers -------------------------------------------------------------------------------
-_JET = colorize(np.linspace(0, 1, 256, dtype=np.float32)[None])[0].astype(np.float32)
+_JET = colorize(np.linspace(0, 1, 256, dtype=np.float32)[None])[0].astype(np.int64)
+_JET_KEYS = (_JET[:, 0] << 16) | (_JET[:, 1] << 8) | _JET[:, 2]
+_JET_ORDER = np.argsort(_JET_KEYS, kind='stable')
 
 
 def decode_jet(rgb: np.ndarray) -> np.ndarray:
-    """Invert the JET colouring of a picture drawn with alpha=1: RGB -> value in [0, 1]."""
-    flat = rgb.reshape(-1, 3).astype(np.float32)
-    dist = ((flat[:, None, :] - _JET[None]) ** 2).sum(-1)
-    return (dist.argmin(1) / 255.0).reshape(rgb.shape[:2])
+    """Invert the JET colouring of a picture drawn with alpha=1: RGB -> value in [0, 1].
+
+    Pixels of any other colour (grey, boxes) decode to -1.
+    """
+    flat = rgb.reshape(-1, 3).astype(np.int64)
+    keys = (flat[:, 0] << 16) | (flat[:, 1] << 8) | flat[:, 2]
+    sorted_keys = _JET_KEYS[_JET_ORDER]
+    pos = np.clip(np.searchsorted(sorted_keys, keys), 0, 255)
+    found = sorted_keys[pos] == keys
+    values = np.where(found, _JET_ORDER[pos] / 255.0, -1.0)
+    return values.reshape(rgb.shape[:2])
 
 
 def peak_xy(values: np.ndarray) -> np.ndarray:
@@ -322,8 +331,19 @@ def test_reductions_on_classifier_and_detector(loaded):
 
 # -- the command line -------------------------------------------------------------------------
 def run_demo(*args, cwd=None):
+    """The demo as a user runs it: a separate process (exit code, stderr, no traceback)."""
     return subprocess.run([sys.executable, str(DEMO), *map(str, args)], capture_output=True,
                           text=True, cwd=cwd, env={**os.environ, 'PYTHONWARNINGS': 'ignore'})
+
+
+@pytest.fixture(scope='module')
+def demo_main():
+    """The demo's main() in this process: the same code path, without re-importing torch."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('featmap_vis_demo', DEMO)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return lambda *args: module.main([str(a) for a in args])
 
 
 def test_cli_folder_with_a_bad_file(tmp_path, checkpoints):
@@ -349,17 +369,18 @@ def test_cli_folder_with_a_bad_file(tmp_path, checkpoints):
     assert picture.shape[1] == 2 * (2 * 300 + 2) + 6
 
 
-def test_cli_cfg_options_reach_the_model_and_input_canvas(tmp_path, checkpoints):
+def test_cli_cfg_options_reach_the_model_and_input_canvas(tmp_path, checkpoints, demo_main,
+                                                          capsys):
     """--canvas input draws on the network input, whose size the --cfg-options set."""
     config, ckpt, _ = checkpoints('yolox')
     img = tmp_path / 'wide.png'
     cv2.imwrite(str(img), stimulus_image((120, 300), (210, 108)))
     for size in (64, 128):
         out = tmp_path / f'{size}.png'
-        res = run_demo(img, config, ckpt, '--target-layers', 'backbone.stem', '--canvas',
-                       'input', '--out-file', out, '--cfg-options',
-                       f'test_dataloader.dataset.pipeline.1.scale=({size},{size})')
-        assert res.returncode == 0, res.stderr
+        code = demo_main(img, config, ckpt, '--target-layers', 'backbone.stem', '--canvas',
+                         'input', '--out-file', out, '--cfg-options',
+                         f'test_dataloader.dataset.pipeline.1.scale=({size},{size})')
+        assert code == 0, capsys.readouterr().err
         picture = cv2.imread(str(out))
         assert picture.shape[1] == size  # one panel, as wide as the network input
 
@@ -371,20 +392,36 @@ def test_cli_cfg_options_reach_the_model_and_input_canvas(tmp_path, checkpoints)
      '2x2 has 4 places for 5 maps'),
     (['IMG', '--target-layers', 'bbox_head.loss_cls'], 'did not run'),
 ])
-def test_cli_errors_are_one_line(tmp_path, checkpoints, args, message):
+def test_cli_errors_are_one_line(tmp_path, checkpoints, demo_main, capsys, monkeypatch, args,
+                                 message):
     config, ckpt, _ = checkpoints('yolov5')
     img = tmp_path / 'x.png'
     cv2.imwrite(str(img), stimulus_image((60, 80), (40, 30)))
+    monkeypatch.chdir(tmp_path)
     args = [str(img) if a == 'IMG' else a for a in args]
-    res = run_demo(args[0], config, ckpt, *args[1:], '--out-dir', tmp_path / 'o', cwd=tmp_path)
-    assert res.returncode != 0
-    assert message in res.stderr, res.stderr
-    assert 'Traceback' not in res.stderr
+    code = demo_main(args[0], config, ckpt, *args[1:], '--out-dir', tmp_path / 'o',
+                     '--cfg-options', *[f'{k}={v}' for k, v in small_input('yolov5').items()])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert message in err, err
+    assert 'Traceback' not in err
 
 
-def test_cli_score_thr_refused_for_a_classifier(tmp_path, checkpoints):
+def test_cli_score_thr_refused_for_a_classifier(tmp_path, checkpoints, demo_main, capsys):
     config, ckpt, _ = checkpoints('resnet18')
     img = tmp_path / 'x.png'
     cv2.imwrite(str(img), stimulus_image((60, 80), (40, 30)))
-    res = run_demo(img, config, ckpt, '--score-thr', '0.3', '--out-dir', tmp_path / 'o')
-    assert res.returncode == 1 and 'builds a classifier' in res.stderr
+    code = demo_main(img, config, ckpt, '--score-thr', '0.3', '--out-dir', tmp_path / 'o')
+    assert code == 1 and 'builds a classifier' in capsys.readouterr().err
+
+
+def test_cli_glob_and_preview(tmp_path, checkpoints, demo_main, capsys):
+    config, ckpt, options = checkpoints('rtmdet')
+    for name in ('one.png', 'two.png', 'skip.jpg'):
+        cv2.imwrite(str(tmp_path / name), stimulus_image((60, 90), (40, 30)))
+    opts = ['--cfg-options', *[f'{k}={v}' for k, v in options.items()]]
+    assert demo_main(tmp_path / '*.png', config, ckpt, '--out-dir', tmp_path / 'out', *opts) == 0
+    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['one.png', 'two.png']
+    assert '2 of 2 images drawn' in capsys.readouterr().err
+    assert demo_main(tmp_path / 'one.png', config, ckpt, '--preview-model', *opts) == 0
+    assert 'CSPNeXt' in capsys.readouterr().out
