@@ -120,3 +120,41 @@ def test_featmap_hook_draws_pyramid_levels_of_a_classifier(tmp_path, tiny_classi
     pictures = _pictures(tmp_path)
     assert len(pictures) == 2 and all('featmap_test' in p.name for p in pictures)
     assert cv2.imread(str(pictures[0])).std() > 0
+
+
+def _mmpretrain_tool(name: str) -> str:
+    import mmpretrain
+    return str(Path(mmpretrain.__file__).parent / '.mim' / 'tools' / name)
+
+
+def test_two_process_torchrun_writes_each_picture_once(tmp_path, tiny_classification,
+                                                       mmpretrain_configs):
+    """mmpretrain's own tools/test.py under torchrun, 2 CPU processes (gloo).
+
+    mmengine's pytorch launcher needs CUDA, so the ranks join the gloo group through
+    tests/_cpu_dist_launch.py and run the tool with ``--launcher none``.
+    """
+    import os
+    import socket
+    import subprocess
+    import sys
+    cfg = _test_cfg(mmpretrain_configs, tiny_classification, tmp_path / 'work',
+                    hooks=[dict(type='mmcam.CAMVisualizationHook', phases=['test'],
+                                max_samples=2)])
+    cfg.log_level = 'INFO'  # the metrics line
+    cfg.dump(str(tmp_path / 'cfg.py'))
+    with socket.socket() as s:  # a free port for the rendezvous
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+           '--master_port', str(port), str(Path(__file__).parent / '_cpu_dist_launch.py'),
+           _mmpretrain_tool('test.py'), str(tmp_path / 'cfg.py'),
+           str(tiny_classification / 'init.pth')]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    pictures = _pictures(tmp_path / 'work')
+    # 6 images, 3 per rank, at most 2 explained per rank: 4 pictures, from both ranks.
+    assert len(pictures) == 4, pictures
+    assert {p.name.split('_')[2] for p in pictures} == {'r0', 'r1'}
+    assert 'accuracy/top1' in proc.stdout + proc.stderr
