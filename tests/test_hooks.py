@@ -72,6 +72,8 @@ def test_cam_hook_draws_and_leaves_metrics_and_model_untouched(tmp_path, tiny_cl
     cfg = _test_cfg(mmpretrain_configs, tiny_classification, tmp_path / 'b',
                     hooks=[dict(type='mmcam.CAMVisualizationHook', phases=['test'],
                                 methods=['GradCAM', 'EigenCAM'], max_samples=3)])
+    cfg.visualizer = dict(type='UniversalVisualizer', vis_backends=[
+        dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')])
     runner = Runner.from_cfg(cfg)
     model = runner.model
     flags = [p.requires_grad for p in model.parameters()]
@@ -88,6 +90,12 @@ def test_cam_hook_draws_and_leaves_metrics_and_model_untouched(tmp_path, tiny_cl
     image = cv2.imread(str(pictures[0]))
     assert image is not None and image.shape[0] >= 32 and image.std() > 0
     assert not _pictures(tmp_path / 'a')
+    # The same pictures reached TensorBoard.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events, = (tmp_path / 'b').glob('*/vis_data/events.out.tfevents.*')
+    accumulator = EventAccumulator(str(events))
+    accumulator.Reload()
+    assert len(accumulator.Tags()['images']) == 3
 
 
 def test_hook_failure_is_logged_once_and_testing_goes_on(tmp_path, tiny_classification,

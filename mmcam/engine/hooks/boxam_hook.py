@@ -1,0 +1,81 @@
+"""Box-level activation maps of an mmyolo detector while a Runner validates or tests."""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence
+
+from mmcam.engine.hooks.base import ExplainHook, Picture, dataset_meta
+from mmcam.registry import HOOKS
+
+
+@HOOKS.register_module()
+class BoxAMVisualizationHook(ExplainHook):
+    """Draw box AMs of the detections in the first samples of val/test epochs.
+
+    Example config::
+
+        custom_imports = dict(imports=['mmcam'], allow_failed_imports=False)
+        custom_hooks = [dict(type='mmcam.BoxAMVisualizationHook', methods=['gradcam'],
+                             score_thr=0.3, per_box=True)]
+
+    Args:
+        methods: box-AM methods (``gradcam``, ``gradcam++``, ``xgradcam``, ``layercam``,
+            ``eigencam``, ``ablationcam``); one picture per method.
+        target_layers: layer names; default as ``demo/boxam_vis_demo.py``.
+        score_thr, topk: which detections to explain.
+        per_box: one panel per box instead of the combined map.
+        **kwargs: ``phases``, ``interval``, ``max_samples``, ``alpha`` of :class:`ExplainHook`.
+    """
+    kind = 'boxam'
+
+    def __init__(self,
+                 methods: Sequence[str] = ('gradcam', ),
+                 target_layers: Optional[Sequence[str]] = None,
+                 score_thr: float = 0.3,
+                 topk: int = 10,
+                 per_box: bool = False,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        from mmcam.apis.boxam import METHOD_SCORES
+        from mmcam.cams.methods import get_method
+        self.methods = [methods] if isinstance(methods, str) else list(methods)
+        for name in self.methods:
+            if get_method(name).__name__ not in METHOD_SCORES:
+                raise ValueError(f'{name!r} is not a box-AM method; expected one of '
+                                 f'{sorted(METHOD_SCORES)}.')
+        self.target_layers = target_layers
+        self.score_thr, self.topk, self.per_box = score_thr, topk, per_box
+        self._inferencers = {}
+        self._visualizer = None
+
+    def _get_inferencers(self, model, runner):
+        from mmcam.apis import LoadedModel
+        from mmcam.apis.boxam import DEFAULT_TARGET_LAYERS, BoxAMInferencer
+        if not self._inferencers or next(iter(self._inferencers.values())).loaded.model \
+                is not model:
+            loaded = LoadedModel.from_model(model, runner.cfg.get('default_scope', 'mmyolo'),
+                                            dataset_meta(runner))
+            self._inferencers = {
+                m: BoxAMInferencer(loaded, m, self.target_layers or DEFAULT_TARGET_LAYERS,
+                                   score_thr=self.score_thr, topk=self.topk)
+                for m in self.methods}
+        return self._inferencers
+
+    def explain(self, model, data_batch, outputs, indices, runner) -> List[Picture]:
+        from mmcam.apis.boxam import box_titles
+        from mmcam.visualization import CAMVisualizer
+        if self._visualizer is None:
+            self._visualizer = CAMVisualizer(name=f'mmcam_boxam_hook_{id(self)}')
+        inferencers = self._get_inferencers(model, runner)
+        loaded = next(iter(inferencers.values())).loaded
+        pictures = []
+        for sample in loaded.samples_from_batch(data_batch, indices):
+            index = sample.data_sample.metainfo.get('img_id', len(pictures))
+            for method, inferencer in inferencers.items():
+                result = inferencer.explain(sample)
+                dets = result.detections
+                picture = self._visualizer.draw_boxam(
+                    sample.image, result.combined, dets.bboxes, dets.labels,
+                    box_titles(dets, loaded.classes), result.seen_mask,
+                    box_maps=result.box_maps if self.per_box else None, alpha=self.alpha)
+                pictures.append((f'{index}_{method}', picture))
+        return pictures
