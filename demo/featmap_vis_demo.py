@@ -11,7 +11,6 @@ and --cfg-options reach the model that is actually built.
 from __future__ import annotations
 
 import argparse
-import glob
 import os
 import sys
 import warnings
@@ -22,15 +21,15 @@ import numpy as np
 import torch
 from mmengine.config import DictAction
 
+from mmcam.apis.cam_inferencer import expand_images
 from mmcam.apis.model_loader import InputError, LoadedModel, find_module
+from mmcam.cams.layers import backbone_extra_tokens
+from mmcam.cams.reshape import TokenReshape, patch_grid_probe
 from mmcam.geometry import InputGeometry
 from mmcam.models.capture import capture_outputs
 from mmcam.utils.io import atomic_path
 from mmcam.visualization.featmap import (check_arrangement, draw_levels, network_input_image,
                                          split_levels)
-
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
-
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -76,24 +75,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def expand_images(spec: str) -> List[str]:
-    """A file, a folder (its images, recursively, sorted) or a glob pattern -> image paths."""
-    if os.path.isfile(spec):
-        return [spec]
-    if os.path.isdir(spec):
-        paths = sorted(p for p in glob.glob(os.path.join(spec, '**', '*'), recursive=True)
-                       if os.path.isfile(p) and p.lower().endswith(IMAGE_EXTENSIONS))
-    elif glob.has_magic(spec):
-        paths = sorted(p for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
-    else:
-        raise InputError(f'Image {spec!r} does not exist; expected an image file, a folder of '
-                         'images or a glob pattern such as "images/*.jpg".')
-    if not paths:
-        raise InputError(f'No image found in {spec!r}; expected files ending in '
-                         f'{", ".join(IMAGE_EXTENSIONS)}.')
-    return paths
-
-
 def check_options(args: argparse.Namespace, images: List[str]) -> None:
     """Refuse option combinations that cannot work, before the model is loaded."""
     if not 0.0 <= args.alpha <= 1.0:
@@ -134,7 +115,12 @@ def draw_one(loaded: LoadedModel, modules: dict, args: argparse.Namespace,
              image: str) -> np.ndarray:
     """Run one image through the model and draw the target layers' maps."""
     sample = loaded.prepare([image])[0]
-    with capture_outputs(modules) as outputs, torch.no_grad():
+    backbone = loaded.model.backbone
+    # Transformer blocks output tokens; the patch grid the backbone reports lays them out.
+    grids = {name: TokenReshape(name, backbone_extra=backbone_extra_tokens(backbone))
+             for name in modules}
+    with capture_outputs(modules) as outputs, torch.no_grad(), \
+            patch_grid_probe(backbone, list(grids.values()), sample.inputs.shape[-2:]):
         results = loaded.model.predict(sample.inputs, [sample.data_sample])
     levels = []
     for name in modules:
@@ -142,7 +128,7 @@ def draw_one(loaded: LoadedModel, modules: dict, args: argparse.Namespace,
             raise InputError(f'Layer {name!r} did not run during the forward pass; choose a '
                              'layer on the prediction path (see --preview-model).')
         try:
-            levels += split_levels(name, outputs[name])
+            levels += split_levels(name, outputs[name], tokens_to_grid=grids[name])
         except ValueError as err:
             raise InputError(str(err)) from None
 

@@ -93,6 +93,9 @@ def checkpoints(tmp_path_factory, mmyolo_configs, mmpretrain_configs):
         if family not in cache:
             if family == 'resnet18':
                 config, options = mmpretrain_configs / 'resnet/resnet18_8xb32_in1k.py', {}
+            elif family == 'deit_tiny_distilled':
+                config = mmpretrain_configs / 'deit/deit-tiny-distilled_4xb256_in1k.py'
+                options = {}
             else:
                 config, options = mmyolo_configs / FAMILIES[family][0], small_input(family)
             torch.manual_seed(0)
@@ -425,3 +428,28 @@ def test_cli_glob_and_preview(tmp_path, checkpoints, demo_main, capsys):
     assert '2 of 2 images drawn' in capsys.readouterr().err
     assert demo_main(tmp_path / 'one.png', config, ckpt, '--preview-model', *opts) == 0
     assert 'CSPNeXt' in capsys.readouterr().out
+
+
+def test_transformer_tokens_become_maps(tmp_path, checkpoints, loaded, demo_main, capsys):
+    """DeiT's (B, 2 + 14*14, C) tokens: the class and distillation tokens are dropped and the
+    patch tokens laid out on the 14 x 14 patch grid, through the demo too."""
+    from mmcam.cams.reshape import TokenReshape, patch_grid_probe
+    model = loaded('deit_tiny_distilled')
+    sample = model.prepare([stimulus_image((200, 300), (150, 100))])[0]
+    block = model.model.backbone.layers[11]
+    grid = TokenReshape('backbone.layers[11]', backbone_extra=2)
+    with capture_outputs({'block': block}) as out, torch.no_grad(), \
+            patch_grid_probe(model.model.backbone, [grid], sample.inputs.shape[-2:]):
+        model.model.predict(sample.inputs, [sample.data_sample])
+    (_, fmap), = split_levels('block', out['block'], tokens_to_grid=grid)
+    tokens = out['block'][0]
+    assert fmap.shape == (192, 14, 14)
+    assert torch.equal(fmap, tokens[2:].T.reshape(192, 14, 14))
+
+    config, ckpt, _ = checkpoints('deit_tiny_distilled')
+    img = tmp_path / 'x.png'
+    cv2.imwrite(str(img), stimulus_image((200, 300), (150, 100)))
+    code = demo_main(img, config, ckpt, '--target-layers', 'backbone.layers[11]',
+                     '--channel-reduction', 'squeeze_mean', '--out-file', tmp_path / 'o.png')
+    assert code == 0, capsys.readouterr().err
+    assert cv2.imread(str(tmp_path / 'o.png')).shape[1] == 300

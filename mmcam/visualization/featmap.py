@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -32,22 +32,26 @@ _GREY = 200  # background of empty grid places and gaps
 
 
 # -- layer outputs -> maps ----------------------------------------------------------------
-def split_levels(name: str, output: Any, index: int = 0) -> List[Tuple[str, torch.Tensor]]:
+def split_levels(name: str, output: Any, index: int = 0,
+                 tokens_to_grid: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
+                 ) -> List[Tuple[str, torch.Tensor]]:
     """One ``(title, (C, h, w) tensor)`` per feature map in a layer's output.
 
     A pyramid backbone/neck returns a tuple of (B, C, h, w) maps, a head returns nested tuples;
     every 4-D tensor inside becomes a level, titled ``name[i]`` (``name[i][j]`` when nested).
-    ``index`` picks the image of the batch.
+    ``index`` picks the image of the batch. Transformer tokens (B, L, C) become a level when
+    ``tokens_to_grid`` (e.g. :class:`mmcam.cams.reshape.TokenReshape`) turns them into a grid.
 
     Raises:
-        ValueError: if the output holds no (B, C, h, w) tensor (e.g. a classifier's pooled
-            vector or transformer tokens).
+        ValueError: if the output holds no feature map (e.g. a classifier's pooled vector).
     """
     levels: List[Tuple[str, torch.Tensor]] = []
     shapes: List[str] = []
 
     def visit(title: str, value: Any) -> None:
         if torch.is_tensor(value):
+            if value.dim() == 3 and tokens_to_grid is not None:
+                value = tokens_to_grid(value)
             if value.dim() == 4:
                 levels.append((title, value[index].detach().float().cpu()))
             else:
@@ -63,8 +67,8 @@ def split_levels(name: str, output: Any, index: int = 0) -> List[Tuple[str, torc
     if not levels:
         found = ', '.join(shapes) if shapes else type(output).__name__
         raise ValueError(
-            f'Layer {name!r} outputs {found}, not a (B, C, H, W) feature map; pick a '
-            'convolutional layer, stage, neck or a ViT backbone with out_type="featmap" '
+            f'Layer {name!r} outputs {found}, not a (B, C, H, W) feature map or (B, L, C) '
+            'tokens; pick a convolutional layer, stage, neck or transformer block '
             '(--preview-model lists the layers).')
     return levels
 
