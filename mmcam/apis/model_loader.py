@@ -217,17 +217,17 @@ class LoadedModel:
 
     # -- use -----------------------------------------------------------------------------
     def input_image(self, inputs: torch.Tensor) -> np.ndarray:
-        """A (1, 3, H, W) network input as a picture: normalisation undone, RGB uint8."""
+        """A (1, C, H, W) network input as a picture: normalisation undone, RGB uint8."""
         pre = self.model.data_preprocessor
         x = inputs[0].detach().float().cpu()
-        std, mean = getattr(pre, 'std', None), getattr(pre, 'mean', None)
-        if std is not None:
-            x = x * std.detach().cpu().view(-1, 1, 1)
-        if mean is not None:
-            x = x + mean.detach().cpu().view(-1, 1, 1)
+        if getattr(pre, '_enable_normalize', True) and getattr(pre, 'std', None) is not None:
+            x = x * pre.std.detach().cpu().view(-1, 1, 1) + pre.mean.detach().cpu().view(-1, 1, 1)
         img = x.permute(1, 2, 0).clamp(0, 255).round().byte().numpy()
-        # Pipelines read BGR; the data_preprocessor converts to RGB only when told to.
-        if not getattr(pre, '_channel_conversion', False):
+        if img.shape[2] == 1:
+            img = np.repeat(img, 3, axis=2)
+        # mmcam feeds BGR; the data_preprocessor converts to RGB only when told to
+        # (mmengine/mmdet: _channel_conversion, mmpretrain: to_rgb).
+        if not (getattr(pre, '_channel_conversion', False) or getattr(pre, 'to_rgb', False)):
             img = img[..., ::-1]
         return np.ascontiguousarray(img)
 
