@@ -112,8 +112,14 @@ def _outputs(args, paths: List[str]):
         return {paths[0]: args.save_path}
     if args.out_dir:
         base = os.path.commonpath([os.path.abspath(os.path.dirname(p)) for p in paths])
-        return {p: os.path.join(args.out_dir, os.path.splitext(
-            os.path.relpath(os.path.abspath(p), base))[0] + '.png') for p in paths}
+        stems = [os.path.splitext(os.path.relpath(os.path.abspath(p), base)) for p in paths]
+        counts = {}
+        for stem, _ in stems:
+            counts[stem] = counts.get(stem, 0) + 1
+        # a.jpg and a.png in one folder must not overwrite each other's picture.
+        return {p: os.path.join(args.out_dir, (stem if counts[stem] == 1 else
+                                               f'{stem}_{ext.lstrip(".")}') + '.png')
+                for p, (stem, ext) in zip(paths, stems)}
     if len(paths) > 1 or not os.environ.get('DISPLAY'):
         raise InputError('No output was given and there is no display to show the picture on; '
                          'add --save-path FILE.png (one image) or --out-dir DIR.')

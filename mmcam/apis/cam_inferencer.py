@@ -23,6 +23,8 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Union
 import numpy as np
 import torch
 from pytorch_grad_cam import GuidedBackpropReLUModel
+from pytorch_grad_cam.guided_backprop import GuidedBackpropReLUasModule
+from pytorch_grad_cam.utils.find_layers import replace_all_layer_type_recursive
 from pytorch_grad_cam.utils.image import deprocess_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
@@ -307,9 +309,16 @@ class CAMInferencer:
         guided_maps = {}
         if guided:
             gb_model = GuidedBackpropReLUModel(self.model, self.device)
-            for r, (i, c) in enumerate(rows):
-                gb = np.asarray(gb_model(row_inputs[r:r + 1], target_category=c), np.float32)
-                guided_maps[r] = gb[..., ::-1].copy() if self._input_is_bgr else gb
+            with activation_gradients_only(self.model):
+                try:
+                    for r, (i, c) in enumerate(rows):
+                        x = row_inputs[r:r + 1].detach().clone()
+                        gb = np.asarray(gb_model(x, target_category=c), np.float32)
+                        guided_maps[r] = gb[..., ::-1].copy() if self._input_is_bgr else gb
+                finally:
+                    # grad-cam swaps the ReLUs back only when the pass succeeds.
+                    replace_all_layer_type_recursive(self.model, GuidedBackpropReLUasModule,
+                                                     torch.nn.ReLU())
         results = []
         for i, sample in enumerate(samples):
             pred = int(scores[i].argmax())

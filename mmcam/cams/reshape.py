@@ -156,8 +156,9 @@ class TokenReshape:
                     f'{grid_txt} patch tokens plus extra tokens; pass --num-extra-tokens N '
                     'or pick another --target-layers.')
         hint = ''
-        if grids and num_tokens >= grids[0][0] * grids[0][1]:
-            hint = f' (this layer suggests --num-extra-tokens {num_tokens - grids[0][0] * grids[0][1]})'
+        patches = grids[0][0] * grids[0][1] if grids else None
+        if patches is not None and num_tokens >= patches:
+            hint = f' (this layer suggests --num-extra-tokens {num_tokens - patches})'
         return (f'--num-extra-tokens {extra} leaves {num_tokens - extra} of the '
                 f'{num_tokens} tokens of layer {self.layer_name!r}, which is not a {grid_txt} '
                 f'patch grid; expected the number of class/distillation tokens{hint}.')

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Make the pictures of docs/{en,zh_cn}/vis_cam.md with tools/vis_cam.py itself, from the trained
+# demo classifiers (demo/checkpoints/cls_resnet.pth, cls_vit.pth) and the demo images.
+#   PYTHON=/root/.cache/mmcam/venv/bin/python bash docs/_static/vis_cam/make_pictures.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../../.."
+PY=${PYTHON:-python}
+OUT=docs/_static/vis_cam
+RESNET=(configs/demo/cls_resnet.py demo/checkpoints/cls_resnet.pth)
+VIT=(configs/demo/cls_vit.py demo/checkpoints/cls_vit.pth)
+# The two digits' classes, from the scene's annotation.
+CATS=$("$PY" -c "import json; print(*json.load(open('demo/two_digits.json'))['labels'])")
+
+"$PY" tools/vis_cam.py demo/digit.png "${RESNET[@]}" \
+  --method GradCAM GradCAM++ XGradCAM EigenCAM LayerCAM --save-path "$OUT/resnet_methods.png"
+"$PY" tools/vis_cam.py demo/two_digits.png "${RESNET[@]}" \
+  --method GradCAM EigenGradCAM --target-category $CATS --save-path "$OUT/resnet_two_digits.png"
+"$PY" tools/vis_cam.py demo/two_digits.png "${VIT[@]}" \
+  --method GradCAM GradCAM++ --target-category $CATS --save-path "$OUT/vit_two_digits.png"
+"$PY" tools/vis_cam.py demo/digit.png "${RESNET[@]}" --guided --save-path "$OUT/resnet_guided.png"
+"$PY" tools/vis_cam.py demo/digit.png "${VIT[@]}" --method GradCAM --show-input \
+  --save-path "$OUT/vit_show_input.png"
+echo "pictures written to $OUT"
