@@ -186,6 +186,15 @@ def test_geometry_maps_input_pixels_back_through_resize_edge_and_center_crop(
         assert seen[h // 2, w // 2]
 
 
+def test_input_picture_is_rgb_and_unnormalised(mmpretrain_configs):
+    inferencer = CAMInferencer(small_config(mmpretrain_configs, 'resnet18', crop=64))
+    bgr = np.zeros((80, 64, 3), np.uint8)
+    bgr[..., 2] = 200  # red, as OpenCV stores it
+    picture = inferencer.input_image(inferencer.loaded.prepare([bgr])[0])
+    assert picture.shape == (64, 64, 3)
+    np.testing.assert_allclose(picture[32, 32], [200, 0, 0], atol=1)
+
+
 # -- models ------------------------------------------------------------------------------
 MODELS = [
     # key, config changes (small inputs keep CPU time low), layer expected by default

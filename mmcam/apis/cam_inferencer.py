@@ -343,22 +343,14 @@ class CAMInferencer:
 
     def input_image(self, sample: Sample) -> np.ndarray:
         """The network input as a picture: normalisation undone, RGB uint8."""
-        pre = self.classifier.data_preprocessor
-        x = sample.inputs[0].detach().float().cpu()
-        mean, std = getattr(pre, 'mean', None), getattr(pre, 'std', None)
-        if std is not None:
-            x = x * std.detach().cpu().view(-1, 1, 1)
-        if mean is not None:
-            x = x + mean.detach().cpu().view(-1, 1, 1)
-        img = x.permute(1, 2, 0).clamp(0, 255).round().byte().numpy()
-        if self._input_is_bgr:
-            img = img[..., ::-1]  # pictures are RGB
-        return np.ascontiguousarray(img)
+        return self.loaded.input_image(sample.inputs)
 
     @property
     def _input_is_bgr(self) -> bool:
-        # The pipeline reads BGR; the data_preprocessor flips to RGB only when told to.
-        return not getattr(self.classifier.data_preprocessor, '_channel_conversion', False)
+        # mmcam feeds BGR; the data_preprocessor flips to RGB only when told to (the same
+        # test as LoadedModel.input_image: mmengine's _channel_conversion, mmpretrain's to_rgb).
+        pre = self.classifier.data_preprocessor
+        return not (getattr(pre, '_channel_conversion', False) or getattr(pre, 'to_rgb', False))
 
     # -- pictures -----------------------------------------------------------------------
     def draw(self, result: CAMResult, show_input: bool = False, alpha: float = 0.5
