@@ -380,7 +380,9 @@ class CAMInferencer:
                                    (f'Guided {maps[0].method}', guided_cam)):
                     pic = deprocess_image(img)
                     if not show_input:
-                        pic = result.geometry.to_original(pic)
+                        # Cropped-away pixels drawn as in draw_cam: the image, greyed.
+                        grey = (result.image.mean(axis=2, keepdims=True) * 0.5).astype(np.uint8)
+                        pic = np.where(seen[..., None], result.geometry.to_original(pic), grey)
                     row.append((f'{title} | {maps[0].class_name}', np.ascontiguousarray(pic)))
             rows.append(row)
         return tile_panels(rows)
