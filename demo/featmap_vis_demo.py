@@ -75,6 +75,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+class OptionError(InputError):
+    """An option that fails the same way for every image: the run stops at the first one."""
+
+
 def check_options(args: argparse.Namespace, images: List[str]) -> None:
     """Refuse option combinations that cannot work, before the model is loaded."""
     if not 0.0 <= args.alpha <= 1.0:
@@ -125,12 +129,12 @@ def draw_one(loaded: LoadedModel, modules: dict, args: argparse.Namespace,
     levels = []
     for name in modules:
         if name not in outputs:
-            raise InputError(f'Layer {name!r} did not run during the forward pass; choose a '
-                             'layer on the prediction path (see --preview-model).')
+            raise OptionError(f'Layer {name!r} did not run during the forward pass; choose a '
+                              'layer on the prediction path (see --preview-model).')
         try:
             levels += split_levels(name, outputs[name], tokens_to_grid=grids[name])
         except ValueError as err:
-            raise InputError(str(err)) from None
+            raise OptionError(str(err)) from None
 
     boxes = labels = None
     if args.score_thr is not None:
@@ -143,9 +147,12 @@ def draw_one(loaded: LoadedModel, modules: dict, args: argparse.Namespace,
             boxes = xy.reshape(-1, 4)
     else:
         canvas, geometry = sample.image, sample.geometry
-    return draw_levels(levels, canvas, args.channel_reduction, args.topk,
-                       tuple(args.arrangement), None, args.alpha, geometry=geometry,
-                       boxes=boxes, box_labels=labels)
+    try:
+        return draw_levels(levels, canvas, args.channel_reduction, args.topk,
+                           tuple(args.arrangement), None, args.alpha, geometry=geometry,
+                           boxes=boxes, box_labels=labels)
+    except ValueError as err:  # e.g. --topk -1 on a 128-channel map
+        raise OptionError(str(err)) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -172,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import track
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     root = args.img if os.path.isdir(args.img) else None
     done: List[str] = []
     failed: List[tuple] = []
@@ -186,6 +193,8 @@ def run(args: argparse.Namespace) -> int:
                 drawn = draw_one(loaded, modules, args, image)
             for w in caught:
                 notes.setdefault(str(w.message), image)
+        except OptionError:
+            raise
         except Exception as err:  # one bad image must not stop a folder run
             if args.debug:
                 raise
@@ -212,7 +221,8 @@ def run(args: argparse.Namespace) -> int:
     if done:
         summary += f', written to {where}'
     console.print(summary, markup=False)
-    return 1 if failed else 0
+    # As tools/vis_cam.py: a folder run fails only when no image could be drawn.
+    return 0 if len(failed) < len(images) else 1
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

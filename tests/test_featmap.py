@@ -350,7 +350,8 @@ def demo_main():
 
 
 def test_cli_folder_with_a_bad_file(tmp_path, checkpoints):
-    """Two images and a broken one: two pictures, the broken file reported, exit code 1."""
+    """Two images and a broken one: two pictures, the broken file reported, exit code 0
+    (non-zero only when nothing could be drawn, as tools/vis_cam.py)."""
     config, ckpt, _ = checkpoints('yolov5')
     images = tmp_path / 'imgs'
     images.mkdir()
@@ -363,7 +364,7 @@ def test_cli_folder_with_a_bad_file(tmp_path, checkpoints):
                    '--score-thr', '0.0', '--out-dir', out,
                    '--cfg-options', 'test_dataloader.dataset.pipeline.1.scale=(96,96)',
                    'test_dataloader.dataset.pipeline.2.scale=(96,96)')
-    assert res.returncode == 1, res.stderr
+    assert res.returncode == 0, res.stderr
     assert sorted(p.name for p in out.iterdir()) == ['a.png', 'b.png']
     assert 'broken.png' in res.stderr and '2 of 3 images drawn' in res.stderr
     assert 'Traceback' not in res.stderr
@@ -394,6 +395,7 @@ def test_cli_cfg_options_reach_the_model_and_input_canvas(tmp_path, checkpoints,
     (['IMG', '--channel-reduction', 'None', '--topk', '5', '--arrangement', '2', '2'],
      '2x2 has 4 places for 5 maps'),
     (['IMG', '--target-layers', 'bbox_head.loss_cls'], 'did not run'),
+    (['IMG', '--channel-reduction', 'None', '--topk', '-1'], '128 channels cannot be shown'),
 ])
 def test_cli_errors_are_one_line(tmp_path, checkpoints, demo_main, capsys, monkeypatch, args,
                                  message):
