@@ -7,6 +7,7 @@ wheels (random init), saved and loaded as real checkpoints; inputs are shrunk to
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 import warnings
@@ -387,6 +388,9 @@ def test_cli_cfg_options_reach_the_model_and_input_canvas(tmp_path, checkpoints,
         assert code == 0, capsys.readouterr().err
         picture = cv2.imread(str(out))
         assert picture.shape[1] == size  # one panel, as wide as the network input
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o666 & ~umask  # not mkstemp's 0o600
 
 
 @pytest.mark.parametrize('args, message', [

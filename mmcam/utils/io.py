@@ -7,6 +7,13 @@ from contextlib import contextmanager
 from typing import Iterator
 
 
+def _file_mode() -> int:
+    """The mode a plainly created file gets (0o666 minus the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextmanager
 def atomic_path(path: str) -> Iterator[str]:
     """Yield a temporary path next to ``path``; move it onto ``path`` only on success.
@@ -21,6 +28,8 @@ def atomic_path(path: str) -> Iterator[str]:
     os.close(fd)
     try:
         yield tmp
+        # mkstemp creates the file owner-only (0o600); outputs get the usual mode.
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
