@@ -1,0 +1,213 @@
+"""Box-level activation maps (box AM) of YOLOv5, YOLOv6, YOLOX and RTMDet detections.
+
+    python demo/boxam_vis_demo.py IMG CONFIG CHECKPOINT [options]
+
+IMG is an image file, a folder or a glob pattern; the model is loaded once. The flags are those
+of mmyolo's demo/boxam_vis_demo.py (same names, same meanings) plus --per-box, --combine,
+--save-cam, --allow-unsafe-checkpoint and --debug. Unlike mmyolo's demo it runs on the current
+grad-cam, gradient methods explain each detection through its own score in the head's outputs
+(no training loss, so every head works), and the maps are aligned with the original image
+through the test pipeline's own letterbox metadata, with no config edit.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from typing import List, Optional, Sequence
+
+import mmcv
+import numpy as np
+from mmengine.config import DictAction
+
+from mmcam.apis.boxam import (COMBINE_MODES, DEFAULT_TARGET_LAYERS, BoxAMInferencer,
+                              BoxAMResult, box_titles, expand_images)
+from mmcam.apis.model_loader import InputError, LoadedModel
+from mmcam.utils.io import atomic_path
+
+METHODS = ('gradcam', 'gradcam++', 'xgradcam', 'layercam', 'eigencam', 'ablationcam',
+           'scorecam')
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Draw box-level activation maps of a YOLOv5/YOLOv6/YOLOX/RTMDet detector.')
+    parser.add_argument('img', help='image file, folder of images or glob pattern ("imgs/*.jpg")')
+    parser.add_argument('config', help='detector config file')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--method', default='gradcam', type=str.lower,
+                        help=f'CAM method, one of {", ".join(METHODS)} (default: gradcam)')
+    parser.add_argument('--target-layers', nargs='+', default=list(DEFAULT_TARGET_LAYERS),
+                        help='layers to explain; the maps of several layers are combined by '
+                        'their maximum (default: the three output levels of the neck, '
+                        f'{" ".join(DEFAULT_TARGET_LAYERS)}, present in all four families; a '
+                        'box depends only on the level it was predicted from)')
+    parser.add_argument('--preview-model', action='store_true',
+                        help='print the model (to choose --target-layers) and exit')
+    parser.add_argument('--out-dir', default='./output',
+                        help='output folder: <name>.png, <name>_per_box.png, .npy maps '
+                        '(default: ./output)')
+    parser.add_argument('--show', action='store_true', help='show each picture in a window')
+    parser.add_argument('--device', default=None,
+                        help='device, e.g. cpu or cuda:0 (default: cuda:0 if available, else cpu)')
+    parser.add_argument('--score-thr', type=float, default=0.3,
+                        help='explain detections scoring at least this (default: 0.3)')
+    parser.add_argument('--topk', type=int, default=-1,
+                        help='explain at most this many boxes, highest scores first; -1 for all '
+                        '(default: -1)')
+    parser.add_argument('--per-box', action='store_true',
+                        help='also draw one map per box, in a grid titled with class and score')
+    parser.add_argument('--combine', choices=COMBINE_MODES, default='max',
+                        help='combined map from the per-box maps: their maximum, or their sum '
+                        'rescaled to [0, 1] (default: max)')
+    parser.add_argument('--norm-in-bbox', action='store_true',
+                        help='normalise each map inside its box and zero it outside')
+    parser.add_argument('--max-shape', nargs='+', type=int, default=[-1],
+                        help='when a target layer outputs several maps (e.g. neck), their '
+                        'common size is capped at this (h w, or one number); -1: no cap')
+    parser.add_argument('--batch-size', type=int, default=8,
+                        help='ablationcam/scorecam: copies per forward pass; the map does not '
+                        'depend on it (default: 8)')
+    parser.add_argument('--ratio-channels-to-ablate', type=float, default=1.0,
+                        help='ablationcam: fraction of the channels to ablate, 0 < r <= 1 '
+                        '(default: 1.0, all)')
+    parser.add_argument('--save-cam', action='store_true',
+                        help='also save the maps as float32 .npy on original-image pixels: '
+                        '<name>.npy and, with --per-box, <name>_box<i>.npy')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default=None,
+                        help='override config settings, key=value; applied to the model that '
+                        'is built')
+    parser.add_argument('--allow-unsafe-checkpoint', action='store_true',
+                        help='load a checkpoint that holds arbitrary pickled objects (only for '
+                        'files you trust)')
+    parser.add_argument('--debug', action='store_true', help='show tracebacks of errors')
+    return parser.parse_args(argv)
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse impossible options before the model is loaded."""
+    if args.method not in METHODS and args.method.replace('-', '') not in METHODS:
+        raise InputError(f'--method {args.method!r} is not supported; expected one of '
+                         f'{", ".join(METHODS)}.')
+    if len(args.max_shape) not in (1, 2):
+        raise InputError(f'--max-shape {args.max_shape} has {len(args.max_shape)} numbers; '
+                         'expected one (a square) or two (h w).')
+    if args.topk == 0 or args.topk < -1:
+        raise InputError(f'--topk {args.topk} leaves no box; expected a positive number or -1.')
+
+
+def write_outputs(args: argparse.Namespace, result: BoxAMResult, stem: str,
+                  classes: Sequence[str], visualizer) -> List[np.ndarray]:
+    """Draw and save the pictures (and maps) of one image; return the pictures."""
+    dets = result.detections
+    titles = box_titles(dets, classes)
+    pictures = []
+    if len(dets) == 0:
+        from mmcam.visualization.boxam import draw_note
+        pictures.append(draw_note(visualizer, result.image,
+                                  f'no detection with score >= {args.score_thr:g}'))
+    else:
+        pictures.append(visualizer.draw_boxam(result.image, result.combined, dets.bboxes,
+                                              dets.labels, titles, result.seen_mask))
+        if args.per_box:
+            pictures.append(visualizer.draw_boxam(result.image, None, dets.bboxes, dets.labels,
+                                                  titles, result.seen_mask,
+                                                  box_maps=result.box_maps))
+    names = [f'{stem}.png', f'{stem}_per_box.png']
+    for picture, name in zip(pictures, names):
+        with atomic_path(os.path.join(args.out_dir, name)) as tmp:
+            mmcv.imwrite(mmcv.rgb2bgr(picture), tmp)
+    if args.save_cam:
+        arrays = {f'{stem}.npy': result.combined}
+        if args.per_box:
+            arrays.update({f'{stem}_box{i}.npy': m for i, m in enumerate(result.box_maps)})
+        for name, array in arrays.items():
+            with atomic_path(os.path.join(args.out_dir, name)) as tmp:
+                np.save(tmp, array.astype(np.float32))
+    return pictures
+
+
+def run(args: argparse.Namespace) -> int:
+    check_options(args)
+    images = [] if args.preview_model else expand_images(args.img)
+    if args.device is None:
+        import torch
+        args.device = 'cuda:0' if torch.cuda.is_available() else 'cpu'
+    loaded = LoadedModel(args.config, args.checkpoint, device=args.device,
+                         cfg_options=args.cfg_options,
+                         allow_unsafe_checkpoint=args.allow_unsafe_checkpoint)
+    if args.preview_model:
+        print(loaded.model)
+        print(f'\nPass any module names above to --target-layers (default: '
+              f'{" ".join(DEFAULT_TARGET_LAYERS)}); run without --preview-model to draw.')
+        return 0
+    max_shape = args.max_shape * 2 if len(args.max_shape) == 1 else args.max_shape
+    boxam = BoxAMInferencer(
+        loaded, args.method, args.target_layers, score_thr=args.score_thr, topk=args.topk,
+        norm_in_bbox=args.norm_in_bbox, combine=args.combine, batch_size=args.batch_size,
+        ratio_channels_to_ablate=args.ratio_channels_to_ablate,
+        max_shape=None if max_shape[0] < 0 and max_shape[1] < 0 else max_shape)
+
+    from rich.console import Console
+    from rich.progress import track
+
+    from mmcam.visualization import CAMVisualizer
+    visualizer = CAMVisualizer.get_instance('mmcam_boxam_demo')
+    console = Console(stderr=True)
+    failed, notes, empty = [], {}, []
+    for image in track(images, description=f'box AM ({boxam.method})', console=console,
+                       disable=len(images) == 1):
+        stem = os.path.splitext(os.path.basename(image))[0]
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter('always')
+                result = boxam(image)
+                pictures = write_outputs(args, result, stem, loaded.classes, visualizer)
+            for w in caught:
+                notes.setdefault(str(w.message).splitlines()[0], image)
+        except Exception as err:  # one bad image must not stop a folder run
+            if args.debug or (isinstance(err, InputError) and len(images) == 1):
+                raise
+            failed.append((image, str(err) if isinstance(err, InputError) else
+                           f'{type(err).__name__}: {err}'))
+            continue
+        if len(result.detections) == 0:
+            empty.append(image)
+        if args.show:
+            for picture in pictures:
+                try:
+                    visualizer.show(picture, win_name=stem)
+                except Exception as err:  # no display: the files are written anyway
+                    console.print(f'note: --show failed ({err}); see {args.out_dir}',
+                                  markup=False)
+                    args.show = False
+                    break
+
+    for message in list(notes)[:5]:
+        console.print(f'note: {message}', markup=False)
+    for image in empty:
+        console.print(f'no detection with score >= {args.score_thr:g} in {image}: wrote the '
+                      'plain image with a note; try a lower --score-thr', markup=False)
+    for image, reason in failed:
+        console.print(f'skipped {image}: {reason}', markup=False)
+    console.print(f'{len(images) - len(failed)} of {len(images)} images done, written to '
+                  f'{args.out_dir}', markup=False)
+    return 1 if failed else 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except Exception as err:
+        if args.debug:
+            raise
+        known = isinstance(err, (InputError, FileNotFoundError))
+        message = str(err) if known else f'{type(err).__name__}: {err}'
+        print(f'error: {message} (run with --debug for the traceback)', file=sys.stderr)
+        return 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

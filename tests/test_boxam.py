@@ -1,0 +1,353 @@
+"""Box-level activation maps on real mmyolo detectors built from the configs in the wheel.
+
+The four families are built from mmyolo's own -s configs, narrowed (widen 0.125) and with a
+128 px input so the whole file runs in a few minutes on 2 CPU cores. Their weights are random,
+so to get boxes at all the class/objectness biases of the prediction convs are raised, then the
+model goes through a real checkpoint file (mmengine's save_checkpoint, mmcam's safe loader).
+Quality claims (maps inside the boxes) are checked on the trained demo detectors, when present.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import mmcv
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmcam.apis.boxam import ALL_LEVELS, BoxAMInferencer, combine_maps, normalise_in_boxes
+from mmcam.apis.model_loader import InputError, LoadedModel
+from mmcam.models.detector import DetectorAdapter
+
+REPO = Path(__file__).resolve().parents[1]
+FAMILIES = {
+    'yolov5': 'yolov5/yolov5_s-v61_syncbn_fast_8xb16-300e_coco.py',
+    'yolov6': 'yolov6/yolov6_s_syncbn_fast_8xb32-400e_coco.py',
+    'yolox': 'yolox/yolox_s_fast_8xb8-300e_coco.py',
+    'rtmdet': 'rtmdet/rtmdet_s_syncbn_fast_8xb32-300e_coco.py',
+}
+#: The prediction convs that output class logits, per family (head_module attribute).
+CLS_CONVS = {'yolov5': 'convs_pred', 'yolov6': 'cls_preds', 'yolox': 'multi_level_conv_cls',
+             'rtmdet': 'rtm_cls'}
+CLASSES = ('cat', 'dog', 'bird')
+SIZE = 128
+METHODS = ('gradcam', 'gradcam++', 'xgradcam', 'layercam', 'eigencam', 'ablationcam',
+           'scorecam')
+
+
+def _demo_module():
+    spec = importlib.util.spec_from_file_location('boxam_vis_demo',
+                                                  REPO / 'demo' / 'boxam_vis_demo.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+demo = _demo_module()
+
+
+def small_config(path: Path) -> Config:
+    """mmyolo's config, narrowed, 3 classes, 128 px input (same pipeline steps)."""
+    cfg = Config.fromfile(str(path))
+    cfg.model.backbone.widen_factor = 0.125
+    cfg.model.neck.widen_factor = 0.125
+    cfg.model.bbox_head.head_module.widen_factor = 0.125
+    cfg.model.bbox_head.head_module.num_classes = len(CLASSES)
+    for step in cfg.test_dataloader.dataset.pipeline:
+        if 'scale' in step:
+            step['scale'] = (SIZE, SIZE)
+    return cfg
+
+
+def calibrate_bn(loaded: LoadedModel) -> None:
+    """Set every BatchNorm's statistics from real photographs (random convs otherwise make
+    activations vanish layer after layer, and every box would score the same)."""
+    from skimage import data
+    photos = [mmcv.rgb2bgr(getattr(data, n)()) for n in ('astronaut', 'coffee', 'rocket')]
+    model = loaded.model
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the calibration batches
+    model.train()
+    with torch.no_grad():
+        for _ in range(2):
+            model.extract_feat(torch.cat([s.inputs for s in loaded.prepare(photos)]))
+    model.eval()
+
+
+def raise_biases(model: torch.nn.Module, family: str) -> None:
+    """Make a random-weight head report boxes: class 0 (and objectness) likely, sane sizes."""
+    hm = model.bbox_head.head_module
+    with torch.no_grad():
+        # Prediction convs start near zero (std 0.01): widen them so outputs follow the image.
+        for name, conv in hm.named_modules():
+            if isinstance(conv, torch.nn.Conv2d) and any(
+                    key in name for key in ('pred', 'rtm_', 'multi_level_conv')):
+                torch.nn.init.normal_(conv.weight, std=conv.in_channels ** -0.5)
+        for conv in getattr(hm, CLS_CONVS[family]):
+            if family == 'yolov5':
+                bias = conv.bias.view(hm.num_base_priors, -1)
+                bias[:, 4] = 2.0      # objectness
+                bias[:, 5:] = -4.0
+                bias[:, 5] = 2.0      # class 0
+            else:
+                conv.bias.fill_(-4.0)
+                conv.bias[0] = 2.5
+        if family == 'yolox':
+            for conv in hm.multi_level_conv_obj:
+                conv.bias.fill_(2.5)
+        for name in ('reg_preds', 'rtm_reg'):  # distance heads: positive distances
+            for conv in getattr(hm, name, []):
+                conv.bias.fill_(1.0)
+
+
+@pytest.fixture(scope='session')
+def test_image(tmp_path_factory) -> str:
+    """A real, non-square photograph (so the letterbox pads), 180 x 260."""
+    from skimage import data
+    img = mmcv.imresize(data.chelsea(), (260, 180))
+    path = tmp_path_factory.mktemp('img') / 'chelsea.png'
+    mmcv.imwrite(mmcv.rgb2bgr(img), str(path))
+    return str(path)
+
+
+@pytest.fixture(scope='session')
+def detectors(mmyolo_configs, tmp_path_factory) -> dict:
+    """family -> (config path, checkpoint path, LoadedModel from the checkpoint)."""
+    from mmengine.runner.checkpoint import save_checkpoint, weights_to_cpu
+    root = tmp_path_factory.mktemp('detectors')
+    out = {}
+    for family, rel in FAMILIES.items():
+        cfg = small_config(mmyolo_configs / rel)
+        cfg_path = root / f'{family}.py'
+        cfg.dump(str(cfg_path))
+        torch.manual_seed(0)
+        fresh = LoadedModel(str(cfg_path))
+        model = fresh.model
+        calibrate_bn(fresh)
+        raise_biases(model, family)
+        ckpt = root / f'{family}.pth'
+        save_checkpoint({'state_dict': weights_to_cpu(model.state_dict()),
+                         'meta': {'dataset_meta': {'classes': CLASSES}}}, str(ckpt))
+        out[family] = (str(cfg_path), str(ckpt), LoadedModel(str(cfg_path), str(ckpt)))
+    return out
+
+
+# -- the adapter ----------------------------------------------------------------------------
+@pytest.mark.parametrize('family', FAMILIES)
+def test_adapter_scores_are_the_detector_scores(detectors, test_image, family):
+    _, _, loaded = detectors[family]
+    adapter = DetectorAdapter(loaded.model)
+    sample = loaded.prepare([test_image])[0]
+    dets = adapter.detect(sample, score_thr=0.3, topk=8)
+    assert len(dets) > 0, f'{family}: no box with raised biases'
+    assert np.all(np.diff(dets.scores) <= 0)
+    # The same boxes as the detector's own predict().
+    with torch.no_grad():
+        pred = loaded.model.predict(sample.inputs, [sample.data_sample])[0].pred_instances
+    pred = pred[pred.scores >= 0.3]
+    top = torch.argsort(pred.scores, descending=True)[:len(dets)]
+    np.testing.assert_allclose(dets.bboxes, pred.bboxes[top].numpy(), atol=1e-3)
+    # The recovered prior reproduces each box's confidence, and its log-odds is consistent.
+    with torch.no_grad():
+        conf = adapter.box_scores(dets, 'confidence')(sample.inputs)[0].numpy()
+        logit = adapter.box_scores(dets, 'logit')(sample.inputs)[0].numpy()
+    np.testing.assert_allclose(conf, dets.scores, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(1 / (1 + np.exp(-logit)), dets.scores, rtol=1e-3, atol=1e-5)
+
+
+def test_unsupported_head_names_the_families(mmyolo_configs):
+    cfg = Config.fromfile(str(mmyolo_configs / 'yolov8/yolov8_n_syncbn_fast_8xb16-500e_coco.py'))
+    with pytest.raises(InputError, match='YOLOv5, YOLOv6, YOLOX, RTMDet') as err:
+        DetectorAdapter(LoadedModel(cfg).model)
+    assert 'YOLOv8Head' in str(err.value)
+
+
+# -- every method on every family -----------------------------------------------------------
+@pytest.mark.parametrize('method', METHODS)
+@pytest.mark.parametrize('family', FAMILIES)
+def test_every_method_every_family(detectors, test_image, family, method):
+    _, _, loaded = detectors[family]
+    boxam = BoxAMInferencer(loaded, method, score_thr=0.3, topk=2,
+                            ratio_channels_to_ablate=0.25 if method == 'ablationcam' else 1.0,
+                            batch_size=32)
+    result = boxam(test_image)
+    h, w = result.image.shape[:2]
+    n = len(result.detections)
+    assert n == 2
+    assert result.box_maps.shape == (n, h, w) and result.box_maps.dtype == np.float32
+    assert result.combined.shape == (h, w)
+    assert np.isfinite(result.box_maps).all()
+    assert result.box_maps.min() >= 0 and result.box_maps.max() <= 1
+    assert result.combined.max() > 0.5, f'{family}/{method}: empty combined map'
+    np.testing.assert_allclose(result.combined, result.box_maps.max(0))
+
+
+@pytest.mark.parametrize('family', FAMILIES)
+def test_layercam_on_prediction_convs_peaks_at_the_box_prior(detectors, test_image, family):
+    """Alignment: a box's score depends only on its own grid cell of the prediction conv, so
+    LayerCAM there must peak at that cell, letterbox undone, on the original image."""
+    _, _, loaded = detectors[family]
+    layers = [f'bbox_head.head_module.{CLS_CONVS[family]}[{i}]' for i in range(3)]
+    # conf > 0.5 needs class logit > 0 (and objectness > 0), so LayerCAM's map is positive.
+    boxam = BoxAMInferencer(loaded, 'layercam', layers, score_thr=0.5, topk=4)
+    result = boxam(test_image)
+    dets, geom = result.detections, result.sample.geometry
+    assert len(dets) > 0
+    assert geom.offset != (0.0, 0.0) or family == 'yolox', 'expected a letterboxed input'
+    strides = np.array(loaded.model.bbox_head.featmap_strides, dtype=float).reshape(3, -1)[:, 0]
+    h, w = result.image.shape[:2]
+    checked = 0
+    for i in range(len(dets)):
+        expected = (dets.cell_xy[i] - np.asarray(geom.offset)) / np.asarray(geom.scale)
+        if not (0 <= expected[0] < w and 0 <= expected[1] < h):
+            continue  # a prior in the letterbox padding: its peak is cut off with the padding
+        checked += 1
+        y, x = np.unravel_index(np.argmax(result.box_maps[i]), result.box_maps[i].shape)
+        tol = 0.6 * strides[dets.level[i]] / min(geom.scale)
+        assert np.hypot(x - expected[0], y - expected[1]) <= tol, (
+            f'{family} box {i}: peak at {(x, y)}, its prior cell is at {expected}')
+    assert checked > 0
+
+
+# -- options --------------------------------------------------------------------------------
+def test_ablationcam_batch_size_does_not_change_the_map(detectors, test_image):
+    _, _, loaded = detectors['yolov5']
+    maps = [BoxAMInferencer(loaded, 'ablationcam', topk=2, batch_size=bs,
+                            ratio_channels_to_ablate=0.5)(test_image).box_maps
+            for bs in (1, 7)]
+    assert maps[0].max() > 0
+    np.testing.assert_allclose(maps[0], maps[1], atol=1e-5)
+
+
+def test_several_levels_and_tuple_layers(detectors, test_image):
+    _, _, loaded = detectors['rtmdet']
+    levels = BoxAMInferencer(loaded, 'gradcam', ALL_LEVELS, topk=2)(test_image)
+    assert levels.combined.max() > 0.5
+    # The whole neck (a tuple of levels): EigenCAM stacks them at a capped size.
+    neck = BoxAMInferencer(loaded, 'eigencam', ['neck'], topk=2, max_shape=(4, 4))
+    assert neck(test_image).combined.max() > 0.5
+    with pytest.raises(InputError, match=r"outputs 3 feature maps.*neck.out_layers\[0\]"):
+        BoxAMInferencer(loaded, 'gradcam', ['neck'], topk=2)(test_image)
+    with pytest.raises(InputError, match='channel by channel'):
+        BoxAMInferencer(loaded, 'ablationcam', ['neck'], topk=2)(test_image)
+
+
+def test_norm_in_bbox_and_sum_combination():
+    maps = np.random.default_rng(0).random((2, 20, 30)).astype(np.float32)
+    boxes = np.array([[2, 3, 10, 12], [15.5, 0, 30, 8]])
+    normed = normalise_in_boxes(maps, boxes)
+    assert normed[0, 3:12, 2:10].max() == pytest.approx(1.0)
+    assert normed[0, 3:12, 2:10].min() == pytest.approx(0.0)
+    assert normed[0, 12:].max() == 0 and normed[0, :, 10:].max() == 0
+    assert normed[1, 8:].max() == 0 and normed[1, :, :15].max() == 0
+    total = combine_maps(maps, 'sum')
+    np.testing.assert_allclose(total, maps.sum(0) / maps.sum(0).max(), rtol=1e-6)
+    with pytest.raises(InputError, match='expected one of'):
+        combine_maps(maps, 'mean')
+
+
+# -- the command line -----------------------------------------------------------------------
+def test_cli_per_box_save_cam_and_norm_in_bbox(detectors, test_image, tmp_path, capsys):
+    cfg, ckpt, _ = detectors['yolov6']
+    out = tmp_path / 'out'
+    code = demo.main([test_image, cfg, ckpt, '--per-box', '--save-cam', '--topk', '3',
+                      '--norm-in-bbox', '--device', 'cpu', '--out-dir', str(out)])
+    assert code == 0, capsys.readouterr().err
+    h, w = mmcv.imread(test_image).shape[:2]
+    assert mmcv.imread(str(out / 'chelsea.png')).shape[:2] == (h, w)
+    grid = mmcv.imread(str(out / 'chelsea_per_box.png'))
+    assert grid.shape[1] > 2 * w  # three panels side by side
+    combined = np.load(out / 'chelsea.npy')
+    assert combined.shape == (h, w) and combined.dtype == np.float32
+    boxes = sorted(out.glob('chelsea_box*.npy'))
+    assert len(boxes) == 3
+    for path in boxes:
+        m = np.load(path)
+        assert m.shape == (h, w) and m.dtype == np.float32 and m.max() == pytest.approx(1.0)
+    assert not list(out.glob('.*tmp*')), 'temporary files left behind'
+
+
+def test_cli_folder_glob_and_cfg_options(detectors, test_image, tmp_path, capsys):
+    cfg, ckpt, _ = detectors['yolov5']
+    folder = tmp_path / 'imgs'
+    folder.mkdir()
+    for name in ('a.png', 'b.jpg'):
+        mmcv.imwrite(mmcv.imread(test_image), str(folder / name))
+    (folder / 'notes.txt').write_text('not an image')
+    out = tmp_path / 'out'
+    # max_per_img=1 reaches the head: one box even with --topk -1.
+    code = demo.main([str(folder), cfg, ckpt, '--out-dir', str(out), '--save-cam',
+                      '--per-box', '--cfg-options', 'model.test_cfg.max_per_img=1'])
+    assert code == 0, capsys.readouterr().err
+    assert sorted(p.name for p in out.glob('*.png')) == ['a.png', 'a_per_box.png', 'b.png',
+                                                         'b_per_box.png']
+    assert len(list(out.glob('a_box*.npy'))) == 1
+    code = demo.main([str(folder / '*.jpg'), cfg, ckpt, '--out-dir', str(tmp_path / 'g'),
+                      '--method', 'EigenCAM'])
+    assert code == 0
+    assert [p.name for p in (tmp_path / 'g').glob('*.png')] == ['b.png']
+
+
+def test_cli_no_detection_writes_the_plain_image(detectors, test_image, tmp_path, capsys):
+    cfg, ckpt, _ = detectors['yolox']
+    out = tmp_path / 'out'
+    code = demo.main([test_image, cfg, ckpt, '--score-thr', '1.0', '--out-dir', str(out),
+                      '--save-cam'])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert 'no detection with score >= 1' in err and 'lower --score-thr' in err
+    picture = mmcv.imread(str(out / 'chelsea.png'))
+    original = mmcv.imread(test_image)
+    assert picture.shape == original.shape
+    assert not np.array_equal(picture, original)  # the note is drawn on it
+    assert np.abs(picture.astype(int) - original)[-40:].max() == 0  # the rest is untouched
+    assert np.load(out / 'chelsea.npy').max() == 0
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--target-layers', 'neck.out_layer[2]'], 'Closest names: neck.out_layers'),
+    (['--target-layers', 'neck'], 'cannot run on layer'),
+    (['--method', 'fullgrad'], 'not supported; expected one of gradcam'),
+    (['--ratio-channels-to-ablate', '1.5', '--method', 'ablationcam'], 'outside (0, 1]'),
+    (['--topk', '0'], 'leaves no box'),
+])
+def test_cli_bad_inputs_are_one_line_errors(detectors, test_image, tmp_path, capsys, args,
+                                            message):
+    cfg, ckpt, _ = detectors['yolov5']
+    code = demo.main([test_image, cfg, ckpt, '--out-dir', str(tmp_path)] + args)
+    err = capsys.readouterr().err
+    assert code == 1
+    assert message in err and 'Traceback' not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_cli_missing_image_and_preview(detectors, tmp_path, capsys):
+    cfg, ckpt, _ = detectors['rtmdet']
+    assert demo.main([str(tmp_path / 'nope.png'), cfg, ckpt]) == 1
+    assert 'does not exist' in capsys.readouterr().err
+    assert demo.main(['unused', cfg, ckpt, '--preview-model']) == 0
+    assert 'out_layers' in capsys.readouterr().out
+
+
+# -- quality, on the trained demo detectors -------------------------------------------------
+DEMO = {f: (REPO / 'configs' / 'demo' / f'det_{f}.py', REPO / 'demo' / 'checkpoints' /
+            f'det_{f}.pth') for f in FAMILIES}
+
+
+@pytest.mark.parametrize('family', FAMILIES)
+def test_trained_detector_maps_peak_in_their_own_boxes(family):
+    cfg, ckpt = DEMO[family]
+    if not ckpt.is_file():
+        pytest.skip(f'{ckpt.relative_to(REPO)} is not trained yet (tools/train_demo.py)')
+    spec = importlib.util.spec_from_file_location('eval_boxam', REPO / 'tools' / 'eval_boxam.py')
+    eval_boxam = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(eval_boxam)
+    row = eval_boxam.evaluate(str(cfg), str(ckpt), 'gradcam', num_scenes=12)
+    assert row['boxes'] >= 10, f'{family}: only {row["boxes"]} detections on 12 test scenes'
+    assert row['peak_in_box'] >= 0.9, row
+    assert row['energy_ratio'] > 1.0, row
