@@ -65,3 +65,24 @@ class CAMVisualizer(Visualizer):
         """
         return featmap_lib.draw_featmap(featmap, overlaid_image, channel_reduction, topk,
                                         arrangement, resize_shape, alpha, **kwargs)
+
+    def draw_boxam(self,
+                   image: np.ndarray,
+                   cam: Optional[np.ndarray],
+                   bboxes: np.ndarray,
+                   labels,
+                   titles,
+                   seen_mask: Optional[np.ndarray] = None,
+                   box_maps: Optional[np.ndarray] = None,
+                   alpha: float = 0.5,
+                   ncols: int = 4) -> np.ndarray:
+        """Box AM: the combined map ``cam`` with every box labelled by its title, or, given
+        ``box_maps`` (N x H x W), a grid with one panel per box titled with class and score.
+
+        Maps are in [0, 1] on original-image pixels. See :mod:`mmcam.visualization.boxam`.
+        """
+        from mmcam.visualization import boxam as boxam_lib
+        if box_maps is not None:
+            return boxam_lib.draw_box_grid(self, image, box_maps, bboxes, labels, titles,
+                                           seen_mask, alpha, ncols)
+        return boxam_lib.draw_boxam(self, image, cam, bboxes, labels, titles, seen_mask, alpha)
