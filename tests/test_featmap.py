@@ -22,7 +22,8 @@ from mmcam.apis import LoadedModel
 from mmcam.models.capture import capture_outputs
 from mmcam.visualization import CAMVisualizer
 from mmcam.visualization.featmap import (check_arrangement, colorize, content_fraction,
-                                         draw_featmap, select_channels, split_levels)
+                                         draw_featmap, fit_to_input, select_channels,
+                                         split_levels)
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / 'demo' / 'featmap_vis_demo.py'
@@ -281,6 +282,21 @@ def test_as_is_maps_and_bad_inputs():
         draw_featmap(torch.rand(4, 4), None)
     with pytest.raises(ValueError, match='not a \\(B, C, H, W\\) feature map'):
         split_levels('head', torch.rand(1, 1000))
+
+
+def test_coarse_levels_overhanging_the_input():
+    """mmdet's P6 on a 160 x 256 input: 3 x 4 cells of 64 px cover 192 x 256. A peak in cell
+    (row 1, col 1) belongs at input (96, 96) - squeezing 3 cells into 160 rows would put it
+    at row 80. Exact fits (ViT's 8 x 8 patches of 12 px on 96 px) are left alone."""
+    fmap = np.zeros((3, 4), np.float32)
+    fmap[1, 1] = 1.0
+    fitted = fit_to_input(fmap, (160, 256))
+    assert fitted.shape == (160, 256)
+    assert peak_xy(fitted) == pytest.approx([95.5, 95.5], abs=0.6)
+    exact = np.random.default_rng(0).random((8, 8)).astype(np.float32)
+    assert fit_to_input(exact, (96, 96)).shape == (96, 96)
+    assert np.allclose(fit_to_input(exact, (96, 96)),
+                       cv2.resize(exact, (96, 96), interpolation=cv2.INTER_LINEAR))
 
 
 def test_ranking_ignores_letterbox_padding():

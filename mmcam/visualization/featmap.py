@@ -91,15 +91,15 @@ def as_chw(featmap: Featmap) -> torch.Tensor:
 def content_fraction(geometry: InputGeometry, feat_hw: Sequence[int]) -> np.ndarray:
     """Fraction of each feature-map cell that covers the original image rather than padding.
 
-    The map is taken to cover the whole network input, as :meth:`InputGeometry.to_original`
-    does. Used to rank channels by what they do on the image, not on the letterbox bars.
+    Cells are laid on the network input as :func:`fit_to_input` lays them. Used to rank
+    channels by what they do on the image, not on the letterbox bars.
     """
     (sx, sy), (tx, ty) = geometry.scale, geometry.offset
 
     def axis(cells: int, size_in: int, s: float, t: float, size_ori: int) -> np.ndarray:
         # Original pixel centres x -> x * s + t; its edges are half a pixel either side.
         lo, hi = t - 0.5 * s + 0.5, t + (size_ori - 0.5) * s + 0.5
-        step = size_in / cells
+        step = _cell_size(cells, size_in)
         edges = np.arange(cells + 1) * step
         return np.clip(np.minimum(edges[1:], hi) - np.maximum(edges[:-1], lo), 0, None) / step
 
@@ -176,6 +176,29 @@ def select_channels(featmap: torch.Tensor,
 
 
 # -- maps -> pictures -----------------------------------------------------------------------
+def _cell_size(cells: int, extent: int) -> float:
+    """Input pixels per feature-map cell (see :func:`fit_to_input`)."""
+    stride = 2 ** round(math.log2(extent / cells)) if extent >= cells else 0
+    if (cells - 1) * stride < extent < cells * stride:
+        return float(stride)
+    return extent / cells
+
+
+def fit_to_input(fmap: np.ndarray, input_hw: Sequence[int]) -> np.ndarray:
+    """Resize a map to the network input it was computed from.
+
+    A layer of stride s gives ceil(H / s) cells, which cover a little more than the input when
+    H is not a multiple of s (mmdet's P6/P7 levels: 3 cells of 64 px for a 160 px input). The
+    map is then resized to cells * s and the overhang cut off, instead of being squeezed into
+    H. Strides are taken as powers of two; any other map is stretched over the input.
+    """
+    size = [round(cells * _cell_size(cells, extent))
+            for cells, extent in zip(fmap.shape[:2], input_hw[:2])]
+    if tuple(fmap.shape[:2]) != tuple(size):
+        fmap = cv2.resize(fmap, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+    return np.ascontiguousarray(fmap[:int(input_hw[0]), :int(input_hw[1])])
+
+
 def to_display(fmap: np.ndarray,
                geometry: Optional[InputGeometry] = None,
                out_hw: Optional[Sequence[int]] = None
@@ -187,7 +210,7 @@ def to_display(fmap: np.ndarray,
     """
     fmap = np.ascontiguousarray(fmap, dtype=np.float32)
     if geometry is not None:
-        return geometry.to_original(fmap), geometry.seen_mask()
+        return geometry.to_original(fit_to_input(fmap, geometry.input_hw)), geometry.seen_mask()
     if out_hw is not None and tuple(fmap.shape[:2]) != tuple(out_hw[:2]):
         fmap = cv2.resize(fmap, (int(out_hw[1]), int(out_hw[0])), interpolation=cv2.INTER_LINEAR)
     return fmap, None
