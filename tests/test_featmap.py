@@ -475,3 +475,45 @@ def test_transformer_tokens_become_maps(tmp_path, checkpoints, loaded, demo_main
                      '--channel-reduction', 'squeeze_mean', '--out-file', tmp_path / 'o.png')
     assert code == 0, capsys.readouterr().err
     assert cv2.imread(str(tmp_path / 'o.png')).shape[1] == 300
+
+
+def test_drop_in_for_mmengine_draw_featmap():
+    """Without geometry, the reductions draw mmengine's picture (up to its uint8 truncation
+    versus our rounding), with the same positional arguments."""
+    from mmengine.visualization import Visualizer
+    fmap = torch.rand(8, 30, 40, generator=torch.Generator().manual_seed(0))
+    rng = np.random.default_rng(0)
+    for hw in ((30, 40), (120, 160)):  # same size, and a map upsampled to the image
+        image = (rng.random((*hw, 3)) * 255).astype(np.uint8)
+        for reduction in ('squeeze_mean', 'select_max'):
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')
+                theirs = Visualizer.draw_featmap(fmap, image, reduction, 20, (4, 5), None, 0.5)
+                ours = CAMVisualizer.draw_featmap(fmap, image, reduction, 20, (4, 5), None, 0.5)
+            assert ours.shape == theirs.shape and ours.dtype == np.uint8
+            assert np.abs(ours.astype(int) - theirs.astype(int)).max() <= 3
+
+
+def test_capture_hooks_removed_even_after_an_error():
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())
+    with pytest.raises(RuntimeError):
+        with capture_outputs({'conv': net[0], 'relu': net[1]}) as out:
+            net(torch.zeros(1, 3, 8, 8))
+            assert out['conv'].shape == (1, 4, 6, 6) and not out['relu'].requires_grad
+            net(torch.zeros(1, 5, 8, 8))  # wrong channel count: the forward pass raises
+    assert not net[0]._forward_hooks and not net[1]._forward_hooks
+
+
+def test_boxes_drawn_on_every_map():
+    fmap = peaked_featmap(channels=4, hw=(8, 8))
+    boxes = np.array([[8, 8, 40, 30]])
+    image = np.zeros((64, 64, 3), np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # the stretch warning
+        drawn = draw_featmap(fmap, image, None, topk=2, arrangement=(1, 2), alpha=1.0,
+                             boxes=boxes, box_labels=['digit 0.91'])
+    th = drawn.shape[0]
+    for c in range(2):
+        tile = drawn[th - 64:, c * 66:c * 66 + 64]
+        # white edges (the label sits on the top-left corner)
+        assert (tile[14:30, 8] == 255).all() and (tile[30, 8:40] == 255).all()
