@@ -241,6 +241,13 @@ def test_vit_non_square_input_uses_the_patch_grid(mmpretrain_configs, tmp_path):
     wrong = CAMInferencer(cfg, ckpt, num_extra_tokens=1)
     with pytest.raises(InputError, match='--num-extra-tokens 2'):
         wrong(write_photo(tmp_path / 'w2.png', 120, 200))
+    # A method that cannot run on this model (torch has no double backward for CPU
+    # attention) fails with one line, and no hook is left on the model after either error.
+    with pytest.raises(InputError, match='ShapleyCAM failed') as err:
+        inferencer(write_photo(tmp_path / 'w3.png', 120, 200), methods=['ShapleyCAM'])
+    assert '\n' not in str(err.value)
+    for model in (wrong.classifier, inferencer.classifier):
+        assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
 
 
 @pytest.fixture(scope='module')

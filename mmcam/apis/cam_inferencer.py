@@ -116,6 +116,9 @@ def activation_gradients_only(model: torch.nn.Module, enabled: bool = True) -> I
     finally:
         for p, flag in flags:
             p.requires_grad_(flag)
+        # Weight gradients left by a method (SESS keeps them) would be stale for the next
+        # method and hold memory; grad-cam's zero_grad cannot detach them in place either.
+        model.zero_grad(set_to_none=True)
 
 
 class CAMInferencer:
@@ -303,8 +306,18 @@ class CAMInferencer:
                                          'out --aug-smooth for this method.')
                     kwargs['aug_smooth'] = True
                 # The input requires grad so the graph exists although no weight does.
-                maps = cam(input_tensor=row_inputs.detach().requires_grad_(True),
-                           targets=targets, **kwargs)
+                try:
+                    maps = cam(input_tensor=row_inputs.detach().requires_grad_(True),
+                               targets=targets, **kwargs)
+                except InputError:
+                    raise
+                except Exception as err:  # a method that does not fit this model's layers
+                    first = (str(err).strip().splitlines() or [''])[0][:200]
+                    raise InputError(
+                        f'--method {type(cam).__name__} failed on {type(self.classifier).__name__}'
+                        f' at {", ".join(self.target_layer_names)} ({type(err).__name__}: '
+                        f'{first}); expected a method that fits this model: try GradCAM or '
+                        'another --target-layers (--debug shows the traceback).') from err
             per_method[get_method(name).__name__] = np.asarray(maps, dtype=np.float32)
         guided_maps = {}
         if guided:

@@ -131,4 +131,14 @@ def cam_session(name: str, model: nn.Module, target_layers: Sequence[nn.Module],
         yield cam
     finally:
         for owner in _hook_owners(cam):
-            owner.activations_and_grads.release()
+            hooks = owner.activations_and_grads
+            try:
+                hooks.release()
+            except RuntimeError:
+                # grad-cam's release detaches saved tensors in place, which fails on views
+                # (methods with detach=False); drop them and remove the hooks anyway.
+                hooks.activations.clear()
+                hooks.gradients.clear()
+                for handle in hooks.handles:
+                    handle.remove()
+                hooks.handles.clear()
