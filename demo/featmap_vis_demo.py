@@ -93,6 +93,12 @@ def check_options(args: argparse.Namespace, images: List[str]) -> None:
                          'use --out-dir DIR instead.')
     if args.out_file and args.out_dir:
         raise InputError('--out-file and --out-dir were both given; expected one of them.')
+    if args.show:
+        import matplotlib
+        # mmengine's show() waits for a key press in a window that can never open here.
+        if matplotlib.get_backend().lower() in ('agg', 'pdf', 'ps', 'svg', 'cairo', 'template'):
+            raise InputError('--show needs a display, but matplotlib has no window backend '
+                             'here (no $DISPLAY?); use --out-file or --out-dir instead.')
 
 
 def output_path(args: argparse.Namespace, image: str, root: Optional[str]) -> Optional[str]:

@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 
 import cv2
+import matplotlib
 import numpy as np
 import pytest
 import torch
@@ -416,6 +417,8 @@ def test_cli_cfg_options_reach_the_model_and_input_canvas(tmp_path, checkpoints,
      '2x2 has 4 places for 5 maps'),
     (['IMG', '--target-layers', 'bbox_head.loss_cls'], 'did not run'),
     (['IMG', '--channel-reduction', 'None', '--topk', '-1'], '128 channels cannot be shown'),
+    pytest.param(['IMG', '--show'], '--show needs a display', marks=pytest.mark.skipif(
+        matplotlib.get_backend().lower() != 'agg', reason='a display is available here')),
 ])
 def test_cli_errors_are_one_line(tmp_path, checkpoints, demo_main, capsys, monkeypatch, args,
                                  message):
