@@ -101,14 +101,20 @@ def check_options(args: argparse.Namespace, images: List[str]) -> None:
                              'here (no $DISPLAY?); use --out-file or --out-dir instead.')
 
 
-def output_path(args: argparse.Namespace, image: str, root: Optional[str]) -> Optional[str]:
-    """Where the picture of ``image`` goes: --out-file, or its path under --out-dir as PNG."""
+def output_path(args: argparse.Namespace, image: str, root: Optional[str],
+                used: set) -> Optional[str]:
+    """Where the picture of ``image`` goes: --out-file, or its path under --out-dir as PNG
+    (``a.png.png`` when ``a.png`` was taken by another image of this run, e.g. ``a.jpg``)."""
     if args.out_file:
         return args.out_file
     if not args.out_dir:
         return None
     rel = os.path.relpath(image, root) if root else os.path.basename(image)
-    return os.path.join(args.out_dir, os.path.splitext(rel)[0] + '.png')
+    out = os.path.join(args.out_dir, os.path.splitext(rel)[0] + '.png')
+    if out in used:
+        out = os.path.join(args.out_dir, rel + '.png')
+    used.add(out)
+    return out
 
 
 def detections(result, score_thr: float, classes: Sequence[str]):
@@ -125,7 +131,7 @@ def draw_one(loaded: LoadedModel, modules: dict, args: argparse.Namespace,
              image: str) -> np.ndarray:
     """Run one image through the model and draw the target layers' maps."""
     sample = loaded.prepare([image])[0]
-    backbone = loaded.model.backbone
+    backbone = getattr(loaded.model, 'backbone', loaded.model)
     # Transformer blocks output tokens; the patch grid the backbone reports lays them out.
     grids = {name: TokenReshape(name, backbone_extra=backbone_extra_tokens(backbone))
              for name in modules}
@@ -188,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console(stderr=True, soft_wrap=True)
     root = args.img if os.path.isdir(args.img) else None
     done: List[str] = []
+    used: set = set()
     failed: List[tuple] = []
     notes: dict = {}
     visualizer = None
@@ -207,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
             failed.append((image, f'{type(err).__name__}: {err}' if not isinstance(
                 err, InputError) else str(err)))
             continue
-        out = output_path(args, image, root)
+        out = output_path(args, image, root, used)
         if out is not None:
             with atomic_path(out) as tmp:
                 mmcv.imwrite(mmcv.rgb2bgr(drawn), tmp)

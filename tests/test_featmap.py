@@ -445,12 +445,15 @@ def test_cli_score_thr_refused_for_a_classifier(tmp_path, checkpoints, demo_main
 
 def test_cli_glob_and_preview(tmp_path, checkpoints, demo_main, capsys):
     config, ckpt, options = checkpoints('rtmdet')
-    for name in ('one.png', 'two.png', 'skip.jpg'):
+    for name in ('one.png', 'two.png', 'one.jpg', 'skip.bmp'):
         cv2.imwrite(str(tmp_path / name), stimulus_image((60, 90), (40, 30)))
     opts = ['--cfg-options', *[f'{k}={v}' for k, v in options.items()]]
-    assert demo_main(tmp_path / '*.png', config, ckpt, '--out-dir', tmp_path / 'out', *opts) == 0
-    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['one.png', 'two.png']
-    assert '2 of 2 images drawn' in capsys.readouterr().err
+    assert demo_main(tmp_path / '*.[pj][np]g', config, ckpt, '--out-dir', tmp_path / 'out',
+                     *opts) == 0
+    # one.jpg comes first and takes one.png; one.png keeps its extension in the name.
+    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['one.png', 'one.png.png',
+                                                                    'two.png']
+    assert '3 of 3 images drawn' in capsys.readouterr().err
     assert demo_main(tmp_path / 'one.png', config, ckpt, '--preview-model', *opts) == 0
     assert 'CSPNeXt' in capsys.readouterr().out
 

@@ -74,7 +74,7 @@ def split_levels(name: str, output: Any, index: int = 0,
 
 
 def as_chw(featmap: Featmap) -> torch.Tensor:
-    """A (C, h, w) float tensor on the CPU from a tensor/array of shape (C, h, w) or (1, C, h, w)."""
+    """(C, h, w) float CPU tensor from a tensor or array of shape (C, h, w) or (1, C, h, w)."""
     if isinstance(featmap, np.ndarray):
         featmap = torch.from_numpy(featmap)
     if not torch.is_tensor(featmap):
