@@ -127,7 +127,8 @@ def loaded(checkpoints):
 
 # -- alignment through the real letterbox pipelines -----------------------------------------
 CASES = [((120, 300), (210, 108)),   # landscape: letterbox bars above and below
-         ((280, 110), (99, 84))]     # portrait: bars left and right
+         ((280, 110), (99, 84)),     # portrait: bars left and right
+         ((97, 251), (200, 80))]     # odd sizes: truncated resize, uneven bars (49 + 50)
 
 
 @pytest.mark.parametrize('family', list(FAMILIES))
@@ -161,7 +162,7 @@ def test_peak_lands_on_stimulus_through_letterbox(family, loaded):
             err = np.abs(peak_xy(decode_jet(drawn)) - np.array(centre))
             tol = stride / scale
             assert (err <= tol).all(), (family, hw, i, err, tol)
-            if i == 0:  # stride 8: a plain stretch is off by more than a stride somewhere
+            if i == 0 and hw != (97, 251):  # stride 8: a plain stretch misses by more
                 with warnings.catch_warnings():
                     warnings.simplefilter('ignore')
                     naive = draw_featmap(fmap, sample.image, 'squeeze_mean', alpha=1.0)
