@@ -168,3 +168,13 @@ def test_cli_subprocess_exit_code_without_traceback(resnet, tmp_path):
     assert proc.returncode != 0
     assert 'Traceback' not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith('vis_cam: error:')
+
+
+def test_checkpoint_of_another_model_is_refused(tool, capsys, resnet, deit, tmp_path):
+    """A checkpoint that shares no weight with the config's model must not explain random
+    weights silently (mmengine only warns about the missing and unexpected keys)."""
+    img = write_photo(tmp_path / 'x.png', 64, 64)
+    code, _, err = _run(tool, capsys, img, resnet[0], deit[1], '--save-path', tmp_path / 'o.png')
+    assert code != 0
+    assert err.strip().splitlines()[-1].startswith('vis_cam: error: No weight in checkpoint')
+    assert not (tmp_path / 'o.png').exists()

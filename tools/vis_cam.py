@@ -92,14 +92,12 @@ def _check_args(args: argparse.Namespace) -> None:
 
 
 def _preview(inferencer, image: Optional[str]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-    table = Table(title='Layers (use a name with --target-layers)')
-    for col in ('name', 'type', 'output shape'):
-        table.add_column(col)
-    for name, kind, shape in inferencer.preview(image):
-        table.add_row(name, kind, shape)
-    Console().print(table)
+    """One line per layer (plain text, so it can be grepped): name, type, output shape."""
+    rows = inferencer.preview(image)
+    width = max(len(name) for name, _, _ in rows)
+    print(f'{"layer (for --target-layers)":<{width}}  {"type":<28}  output shape for {image}')
+    for name, kind, shape in rows:
+        print(f'{name:<{width}}  {kind:<28}  {shape}')
 
 
 def _outputs(args, paths: List[str]):

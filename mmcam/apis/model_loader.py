@@ -125,6 +125,15 @@ class LoadedModel:
         if checkpoint is not None:
             ckpt = load_checkpoint(self.model, checkpoint, map_location='cpu',
                                    allow_unsafe=allow_unsafe_checkpoint or None)
+            state = ckpt.get('state_dict', ckpt)
+            # A checkpoint of another architecture loads "successfully" (strict=False) with
+            # nothing in it used: explaining random weights is worse than failing.
+            if not {k[7:] if k.startswith('module.') else k for k in state} & set(
+                    self.model.state_dict()):
+                raise InputError(
+                    f'No weight in checkpoint {checkpoint!r} fits the model of this config '
+                    f'({type(self.model).__name__}); expected the checkpoint trained with this '
+                    'config. Check that CONFIG and CHECKPOINT belong together.')
             self.checkpoint_meta = ckpt.get('meta', {}) or {}
         self.model.dataset_meta = self.dataset_meta = self._dataset_meta()
         self.model.to(self.device).eval()

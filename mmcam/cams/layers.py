@@ -65,6 +65,8 @@ def resolve_layers(classifier: nn.Module, names: Sequence[str]) -> List[nn.Modul
 def _shape_of(output) -> str:
     if torch.is_tensor(output):
         return 'x'.join(str(v) for v in output.shape)
+    if isinstance(output, (tuple, list)) and output and all(isinstance(o, int) for o in output):
+        return str(tuple(output))  # e.g. the (h, w) patch grid next to the tokens
     if isinstance(output, (tuple, list)):
         parts = [_shape_of(o) for o in output]
         return '(' + ', '.join(p for p in parts if p) + ')'
