@@ -28,8 +28,7 @@ from mmcam.cams.reshape import TokenReshape, patch_grid_probe
 from mmcam.geometry import InputGeometry
 from mmcam.models.capture import capture_outputs
 from mmcam.utils.io import atomic_path
-from mmcam.visualization.featmap import (check_arrangement, draw_levels, network_input_image,
-                                         split_levels)
+from mmcam.visualization.featmap import check_arrangement, draw_levels, split_levels
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -152,7 +151,7 @@ def draw_one(loaded: LoadedModel, modules: dict, args: argparse.Namespace,
     if args.score_thr is not None:
         boxes, labels = detections(results[0], args.score_thr, loaded.classes)
     if args.canvas == 'input':
-        canvas = network_input_image(loaded.model.data_preprocessor, sample.inputs)
+        canvas = loaded.input_image(sample.inputs)
         geometry = InputGeometry.identity(canvas.shape[:2])
         if boxes is not None:  # the maps cover the whole input: bring the boxes there too
             xy = sample.geometry.to_input_points(boxes.reshape(-1, 2))

@@ -571,21 +571,20 @@ def test_trained_detector_head_map_lights_up_every_digit(name):
     assert digits_stand_out(values, boxes), name
 
 
-def test_network_input_image_and_resize_shape(loaded):
+def test_input_canvas_and_resize_shape(loaded):
     """--canvas input shows what the network saw: letterbox bars in mmyolo's grey 114, the
     image in RGB; ResNet's normalisation (mean/std, to_rgb) undone. resize_shape sizes maps."""
-    from mmcam.visualization.featmap import network_input_image
     bgr = stimulus_image((120, 300), (210, 60), side=24)
     bgr[..., 0] = 200  # blue background in BGR: a channel swap would show up
     yolo = loaded('yolov5')
     sample = yolo.prepare([bgr])[0]
-    seen = network_input_image(yolo.model.data_preprocessor, sample.inputs)
+    seen = yolo.input_image(sample.inputs)
     assert seen.shape == (160, 160, 3)
     assert (seen[:40] == 114).all() and (seen[-40:] == 114).all()  # 48-row bars
     assert tuple(seen[80, 20]) == (0, 0, 200)  # RGB blue
     resnet = loaded('resnet18')
     sample = resnet.prepare([bgr])[0]
-    seen = network_input_image(resnet.model.data_preprocessor, sample.inputs)
+    seen = resnet.input_image(sample.inputs)
     assert seen.shape == (224, 224, 3)
     assert np.abs(seen[5, 5].astype(int) - (0, 0, 200)).max() <= 1
     fmap = torch.rand(4, 7, 7)

@@ -415,20 +415,3 @@ def draw_levels(levels: Sequence[Tuple[str, Featmap]],
         panels.append(add_caption(drawn, f'{title}  {shape}'))
     return arrange(panels, *suggest_arrangement(len(panels)), gap=6)
 
-
-def network_input_image(data_preprocessor: torch.nn.Module, inputs: torch.Tensor) -> np.ndarray:
-    """The RGB uint8 picture the network saw: ``inputs`` (1, 3, H, W) un-normalised.
-
-    Reads the data_preprocessor's ``mean``/``std`` and whether it converted BGR to RGB
-    (mmengine's ``_channel_conversion``, mmpretrain's ``to_rgb``); mmcam feeds BGR images in.
-    """
-    x = inputs.detach().float().cpu()[0]
-    if getattr(data_preprocessor, '_enable_normalize', False):
-        x = x * data_preprocessor.std.detach().cpu() + data_preprocessor.mean.detach().cpu()
-    img = x.permute(1, 2, 0).numpy()
-    img = np.clip(img, 0, 255).round().astype(np.uint8)
-    if img.shape[2] == 1:
-        img = np.repeat(img, 3, axis=2)
-    converted = bool(getattr(data_preprocessor, '_channel_conversion', False)
-                     or getattr(data_preprocessor, 'to_rgb', False))
-    return np.ascontiguousarray(img if converted else img[..., ::-1])
