@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import warnings
 from typing import List, Optional, Sequence
 
 import mmcv
@@ -128,6 +127,18 @@ def write_outputs(args: argparse.Namespace, result: BoxAMResult, stem: str,
     return pictures
 
 
+def can_show() -> bool:
+    """Whether a window can open: an interactive matplotlib backend and, on X11/Wayland
+    systems, a display (otherwise mmengine's show would wait forever for a key press)."""
+    import matplotlib
+    backend = matplotlib.get_backend().lower()
+    if backend in ('agg', 'pdf', 'ps', 'svg', 'cairo', 'template') or 'inline' in backend:
+        return False
+    if sys.platform.startswith('linux'):
+        return bool(os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY'))
+    return True
+
+
 def run(args: argparse.Namespace) -> int:
     check_options(args)
     images = [] if args.preview_model else expand_images(args.img)
@@ -155,17 +166,13 @@ def run(args: argparse.Namespace) -> int:
     from mmcam.visualization import CAMVisualizer
     visualizer = CAMVisualizer.get_instance('mmcam_boxam_demo')
     console = Console(stderr=True)
-    failed, notes, empty = [], {}, []
+    failed, empty = [], []
     for image in track(images, description=f'box AM ({boxam.method})', console=console,
                        disable=len(images) == 1):
         stem = os.path.splitext(os.path.basename(image))[0]
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter('always')
-                result = boxam(image)
-                pictures = write_outputs(args, result, stem, loaded.classes, visualizer)
-            for w in caught:
-                notes.setdefault(str(w.message).splitlines()[0], image)
+            result = boxam(image)
+            pictures = write_outputs(args, result, stem, loaded.classes, visualizer)
         except Exception as err:  # one bad image must not stop a folder run
             if args.debug or (isinstance(err, InputError) and len(images) == 1):
                 raise
@@ -174,6 +181,11 @@ def run(args: argparse.Namespace) -> int:
             continue
         if len(result.detections) == 0:
             empty.append(image)
+        if args.show and not can_show():
+            console.print('note: --show needs a display (none found, or matplotlib has a '
+                          f'non-interactive backend); the pictures are in {args.out_dir}',
+                          markup=False)
+            args.show = False
         if args.show:
             for picture in pictures:
                 try:
@@ -184,8 +196,6 @@ def run(args: argparse.Namespace) -> int:
                     args.show = False
                     break
 
-    for message in list(notes)[:5]:
-        console.print(f'note: {message}', markup=False)
     for image in empty:
         console.print(f'no detection with score >= {args.score_thr:g} in {image}: wrote the '
                       'plain image with a note; try a lower --score-thr', markup=False)
