@@ -160,11 +160,17 @@ def test_adapter_scores_are_the_detector_scores(detectors, test_image, family):
     np.testing.assert_allclose(1 / (1 + np.exp(-logit)), dets.scores, rtol=1e-3, atol=1e-5)
 
 
-def test_unsupported_head_names_the_families(mmyolo_configs):
-    cfg = Config.fromfile(str(mmyolo_configs / 'yolov8/yolov8_n_syncbn_fast_8xb16-500e_coco.py'))
+@pytest.mark.parametrize('package, rel, head', [
+    ('mmyolo', 'yolov8/yolov8_n_syncbn_fast_8xb16-500e_coco.py', 'YOLOv8Head'),
+    # mmdet's own YOLOX head shares the class name but not the interface.
+    ('mmdet', 'yolox/yolox_tiny_8xb8-300e_coco.py', 'mmdet.models.dense_heads'),
+])
+def test_unsupported_head_names_the_families(package, rel, head):
+    module = __import__(package)
+    cfg = Config.fromfile(os.path.join(os.path.dirname(module.__file__), '.mim', 'configs', rel))
     with pytest.raises(InputError, match='YOLOv5, YOLOv6, YOLOX, RTMDet') as err:
         DetectorAdapter(LoadedModel(cfg).model)
-    assert 'YOLOv8Head' in str(err.value)
+    assert head in str(err.value)
 
 
 # -- every method on every family -----------------------------------------------------------

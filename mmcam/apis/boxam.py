@@ -326,8 +326,3 @@ def box_titles(dets: Detections, classes: Sequence[str]) -> List[str]:
     """``'<class> <score>'`` for each detection."""
     return [f'{name} {score:.2f}' for name, score in zip(dets.names(classes), dets.scores)]
 
-
-def input_size(model: LoadedModel) -> Tuple[int, int]:
-    """(h, w) of the network input for a blank image, for previews."""
-    sample = model.prepare([np.zeros((64, 64, 3), np.uint8)])[0]
-    return tuple(sample.inputs.shape[-2:])

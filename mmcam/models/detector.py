@@ -58,13 +58,17 @@ class DetectorAdapter:
     def __init__(self, model: nn.Module) -> None:
         head = getattr(model, 'bbox_head', None)
         head_name = type(head).__name__ if head is not None else None
+        # mmdet has heads of the same names (YOLOXHead, RTMDetHead) with another interface.
+        if head_name in SUPPORTED_HEADS and not type(head).__module__.startswith('mmyolo'):
+            head_name = f'{type(head).__module__}.{head_name}'
         if head_name not in SUPPORTED_HEADS:
             found = (f'a {head_name} head' if head_name else
                      f'a {type(model).__name__} without a bbox_head')
             raise InputError(
                 f'Box AM does not support {found}. Expected a detector of the '
                 f'{", ".join(SUPPORTED_HEADS.values())} families (heads '
-                f'{", ".join(SUPPORTED_HEADS)}); use one of the mmyolo configs of these families.')
+                f'{", ".join(SUPPORTED_HEADS)} of mmyolo); use an mmyolo config of these '
+                'families.')
         self.model = model
         self.head = head
         self.family = SUPPORTED_HEADS[head_name]
