@@ -13,7 +13,7 @@ A model is loaded once by :class:`BoxAMInferencer` and reused for every image.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
