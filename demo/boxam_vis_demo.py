@@ -110,8 +110,10 @@ def write_outputs(args: argparse.Namespace, result: BoxAMResult, stem: str,
         pictures.append(visualizer.draw_boxam(result.image, result.combined, dets.bboxes,
                                               dets.labels, titles, result.seen_mask))
         if args.per_box:
+            # '#i' links a panel to its NAME_box<i>.npy
+            numbered = [f'#{i} {title}' for i, title in enumerate(titles)]
             pictures.append(visualizer.draw_boxam(result.image, None, dets.bboxes, dets.labels,
-                                                  titles, result.seen_mask,
+                                                  numbered, result.seen_mask,
                                                   box_maps=result.box_maps))
     names = [f'{stem}.png', f'{stem}_per_box.png']
     for picture, name in zip(pictures, names):

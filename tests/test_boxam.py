@@ -230,6 +230,18 @@ def test_ablationcam_batch_size_does_not_change_the_map(detectors, test_image):
     np.testing.assert_allclose(maps[0], maps[1], atol=1e-5)
 
 
+def test_ablationcam_skipping_unused_levels_changes_nothing(detectors, test_image, monkeypatch):
+    from mmcam.apis.boxam import BoxAblationCAM
+    _, _, loaded = detectors['rtmdet']
+    maps = []
+    for skip in (True, False):
+        monkeypatch.setattr(BoxAblationCAM, 'skip_unused_layers', skip)
+        maps.append(BoxAMInferencer(loaded, 'ablationcam', topk=2,
+                                    ratio_channels_to_ablate=0.5)(test_image).box_maps)
+    assert maps[0].max() > 0
+    np.testing.assert_allclose(maps[0], maps[1], atol=1e-5)
+
+
 def test_several_levels_and_tuple_layers(detectors, test_image):
     _, _, loaded = detectors['rtmdet']
     levels = BoxAMInferencer(loaded, 'gradcam', ALL_LEVELS, topk=2)(test_image)

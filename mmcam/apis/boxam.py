@@ -85,10 +85,30 @@ class BoxAblationCAM(AblationCAM):
 
     #: Relative score changes below this are rounding noise, not evidence.
     noise_floor = 1e-4
+    #: Test first whether zeroing the whole layer changes any target's score; if not (a
+    #: pyramid level other than the box's), skip its channel-by-channel loop.
+    skip_unused_layers = True
 
-    def get_cam_weights(self, *args, **kwargs) -> np.ndarray:
-        weights = super().get_cam_weights(*args, **kwargs)
+    def get_cam_weights(self, input_tensor, target_layer, targets, activations, grads
+                        ) -> np.ndarray:
+        if self.skip_unused_layers and not self._layer_matters(input_tensor, target_layer,
+                                                               targets):
+            return np.zeros(activations.shape[:2], np.float32)
+        weights = super().get_cam_weights(input_tensor, target_layer, targets, activations,
+                                          grads)
         return np.where(np.abs(weights) < self.noise_floor, 0.0, weights).astype(np.float32)
+
+    def _layer_matters(self, input_tensor, target_layer, targets) -> bool:
+        handle = target_layer.register_forward_hook(lambda m, i, out: torch.zeros_like(out))
+        try:
+            with torch.no_grad():
+                ablated = [float(t(o)) for t, o in zip(targets, self.model(input_tensor))]
+        finally:
+            handle.remove()
+        with torch.no_grad():
+            original = [float(t(o)) for t, o in zip(targets, self.model(input_tensor))]
+        return any(abs(a - o) > self.noise_floor * max(abs(o), 1e-12)
+                   for a, o in zip(ablated, original))
 
 
 class PyramidReshape:
@@ -243,13 +263,16 @@ class BoxAMInferencer:
         else:
             cam = build_cam(self.method, scorer, self.layers, reshape_transform=self.reshape,
                             batch_size=self.batch_size)
+        # AblationCAM loops over the boxes of a batch one by one anyway; one box per call
+        # lets it skip the levels that box does not depend on.
+        box_batch = 1 if self.method == 'AblationCAM' else self.box_batch
         maps: List[np.ndarray] = []
         with cam:  # removes grad-cam's hooks, also on errors
             if METHOD_SCORES[self.method] is None:  # EigenCAM: the same map for every box
                 one = cam(sample.inputs, targets=[ClassifierOutputTarget(0)])[0]
                 return np.repeat(one[None], len(dets), axis=0)
-            for start in range(0, len(dets), self.box_batch):
-                ids = list(range(start, min(start + self.box_batch, len(dets))))
+            for start in range(0, len(dets), box_batch):
+                ids = list(range(start, min(start + box_batch, len(dets))))
                 inputs = sample.inputs.expand(len(ids), -1, -1, -1).contiguous()
                 maps.extend(cam(inputs, targets=[ClassifierOutputTarget(i) for i in ids]))
         return np.stack(maps).astype(np.float32)
