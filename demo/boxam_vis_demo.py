@@ -21,7 +21,7 @@ import numpy as np
 from mmengine.config import DictAction
 
 from mmcam.apis.boxam import (COMBINE_MODES, DEFAULT_TARGET_LAYERS, BoxAMInferencer,
-                              BoxAMResult, box_titles, expand_images)
+                              BoxAMResult, LayerError, box_titles, expand_images)
 from mmcam.apis.model_loader import InputError, LoadedModel
 from mmcam.utils.io import atomic_path
 
@@ -176,7 +176,8 @@ def run(args: argparse.Namespace) -> int:
             result = boxam(image)
             pictures = write_outputs(args, result, stem, loaded.classes, visualizer)
         except Exception as err:  # one bad image must not stop a folder run
-            if args.debug or (isinstance(err, InputError) and len(images) == 1):
+            if args.debug or isinstance(err, LayerError) or (
+                    isinstance(err, InputError) and len(images) == 1):
                 raise
             failed.append((image, str(err) if isinstance(err, InputError) else
                            f'{type(err).__name__}: {err}'))

@@ -314,6 +314,16 @@ def test_cli_folder_glob_and_cfg_options(detectors, test_image, tmp_path, capsys
                       '--method', 'EigenCAM'])
     assert code == 0
     assert [p.name for p in (tmp_path / 'g').glob('*.png')] == ['b.png']
+    # A broken image in a folder is skipped and reported; a bad layer stops the run at once.
+    (folder / 'broken.png').write_bytes(b'not a png')
+    capsys.readouterr()
+    assert demo.main([str(folder), cfg, ckpt, '--out-dir', str(tmp_path / 'h')]) == 1
+    err = capsys.readouterr().err
+    assert 'skipped' in err and 'broken.png' in err and '2 of 3 images done' in err
+    assert demo.main([str(folder), cfg, ckpt, '--out-dir', str(tmp_path / 'i'),
+                      '--target-layers', 'neck']) == 1
+    err = capsys.readouterr().err
+    assert err.count('cannot run on layer') == 1 and 'skipped' not in err
 
 
 def test_cli_no_detection_writes_the_plain_image(detectors, test_image, tmp_path, capsys):

@@ -49,6 +49,10 @@ SCORECAM_MAX_BYTES = 4 * 1024 ** 3
 COMBINE_MODES = ('max', 'sum')
 
 
+class LayerError(InputError):
+    """A target layer that cannot be used (the same for every image, so a run stops)."""
+
+
 class ZeroAblationLayer(AblationLayer):
     """grad-cam's AblationLayer, ablating a channel by setting it to zero (as in the paper).
 
@@ -281,7 +285,7 @@ class BoxAMInferencer:
         """Refuse layers a method cannot use, saying why, before any long computation."""
         for name in self.layer_names:
             if name not in outputs:
-                raise InputError(
+                raise LayerError(
                     f'Layer {name!r} did not run when the detector processed the image, so it '
                     'has no activations to explain. Expected a layer of the backbone, neck or '
                     'head; see --preview-model.')
@@ -291,14 +295,14 @@ class BoxAMInferencer:
                 maps = [m for m in out if torch.is_tensor(m)] if isinstance(
                     out, (tuple, list)) else []
                 if not maps or any(m.dim() != 4 for m in maps):
-                    raise InputError(
+                    raise LayerError(
                         f'Layer {name!r} outputs {type(out).__name__}, not feature maps; '
                         'expected (B, C, H, W) tensors. Pick another --target-layers.')
                 if self.method not in ('EigenCAM', 'ScoreCAM'):
                     why = ('replaces the layer output channel by channel'
                            if self.method == 'AblationCAM' else
                            'needs the gradient of one output tensor')
-                    raise InputError(
+                    raise LayerError(
                         f'--method {self.method} cannot run on layer {name!r}: it outputs '
                         f'{len(maps)} feature maps, and {self.method} {why}. Name the levels '
                         f'one by one (--target-layers {" ".join(ALL_LEVELS)}) or use eigencam '
@@ -306,7 +310,7 @@ class BoxAMInferencer:
                 channels = sum(m.shape[1] for m in maps)
             else:
                 if out.dim() != 4:
-                    raise InputError(
+                    raise LayerError(
                         f'Layer {name!r} outputs a tensor of shape {tuple(out.shape)}; box AM '
                         'needs (B, C, H, W) feature maps. Pick a convolutional layer, e.g. '
                         f'{DEFAULT_TARGET_LAYERS[0]}.')
@@ -314,7 +318,7 @@ class BoxAMInferencer:
             if self.method == 'ScoreCAM':
                 need = channels * sample.inputs[0].numel() * 4
                 if need > SCORECAM_MAX_BYTES:
-                    raise InputError(
+                    raise LayerError(
                         f'--method scorecam on layer {name!r} would hold {channels} masked '
                         f'copies of the input ({need / 1024 ** 3:.1f} GiB). Expected at most '
                         f'{SCORECAM_MAX_BYTES / 1024 ** 3:.0f} GiB: pick a layer with fewer '
