@@ -158,12 +158,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         from mmcam.apis import InputError
         from mmcam.utils.checkpoint import UnsafeCheckpointError
         msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        if isinstance(err, (InputError, UnsafeCheckpointError)):
+        user_error = isinstance(err, (InputError, UnsafeCheckpointError, FileNotFoundError))
+        if user_error:  # the message already says what to do
             print(f'vis_cam: error: {msg}', file=sys.stderr)
         else:
             print(f'vis_cam: error: {type(err).__name__}: {msg} (run with --debug for the '
                   'traceback)', file=sys.stderr)
-        return 2 if isinstance(err, InputError) else 1
+        return 2 if user_error else 1
 
 
 def run(args: argparse.Namespace) -> int:
