@@ -180,6 +180,9 @@ def run(args: argparse.Namespace) -> int:
     for m in args.method:
         get_method(m)
     paths = expand_images(args.img)
+    if args.out_dir:  # pictures of an earlier run inside the input folder are not inputs
+        out = os.path.join(os.path.abspath(args.out_dir), '')
+        paths = [p for p in paths if not os.path.abspath(p).startswith(out)] or paths
     outputs = None if args.preview_model else _outputs(args, paths)
     inferencer = CAMInferencer(args.config, args.checkpoint, device=args.device,
                                cfg_options=args.cfg_options,
