@@ -166,3 +166,61 @@ def test_two_process_torchrun_writes_each_picture_once(tmp_path, tiny_classifica
     assert len(pictures) == 4, pictures
     assert {p.name.split('_')[2] for p in pictures} == {'r0', 'r1'}
     assert 'accuracy/top1' in proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope='module')
+def tiny_detection(tmp_path_factory, repo_root):
+    """Four held-out digit scenes (COCO json) and a checkpoint of the demo YOLOv5 config: the
+    trained one when it is shipped, else its random init (boxes still come out at a low
+    score threshold, which is all the plumbing needs)."""
+    from mmcam.datasets.digit_scenes import write_detection
+    root = tmp_path_factory.mktemp('det_hooks')
+    write_detection(str(root), 'test', 4, seed=3)
+    shipped = repo_root / 'demo' / 'checkpoints' / 'det_yolov5.pth'
+    if shipped.is_file():
+        return root, shipped
+    torch.manual_seed(0)
+    model = LoadedModel(str(repo_root / 'configs' / 'demo' / 'det_yolov5.py')).model
+    save_checkpoint({'state_dict': model.state_dict(),
+                     'meta': {'dataset_meta': {'classes': tuple('0123456789')}}},
+                    str(root / 'init.pth'))
+    return root, root / 'init.pth'
+
+
+def _det_cfg(repo_root, root: Path, checkpoint: Path, work_dir: Path, hooks=None) -> Config:
+    cfg = Config.fromfile(str(repo_root / 'configs' / 'demo' / 'det_yolov5.py'))
+    cfg.work_dir, cfg.load_from, cfg.log_level = str(work_dir), str(checkpoint), 'WARNING'
+    cfg.test_dataloader.dataset.data_root = str(root)
+    cfg.test_dataloader.batch_size = 2
+    cfg.test_dataloader.num_workers = 0
+    cfg.test_dataloader.persistent_workers = False
+    cfg.test_evaluator.ann_file = str(root / 'test.json')
+    # mmengine keeps one visualizer per name per process: give each runner its own.
+    cfg.visualizer.name = f'visualizer_{work_dir.name}'
+    cfg.default_hooks.visualization = dict(type='mmdet.DetVisualizationHook', draw=False)
+    cfg.custom_hooks = [h for h in cfg.get('custom_hooks', []) if h['type'] != 'EMAHook']
+    if hooks:
+        cfg.custom_imports = dict(imports=['mmcam'], allow_failed_imports=False)
+        cfg.custom_hooks += hooks
+    return cfg
+
+
+def test_boxam_and_featmap_hooks_in_a_detector_test_loop(tmp_path, tiny_detection, repo_root):
+    root, checkpoint = tiny_detection
+    metrics_plain = Runner.from_cfg(_det_cfg(repo_root, root, checkpoint, tmp_path / 'a')).test()
+    hooks = [dict(type='mmcam.BoxAMVisualizationHook', phases=['test'],
+                  methods=['gradcam', 'eigencam'], score_thr=0.01, topk=3, per_box=True,
+                  max_samples=2),
+             dict(type='mmcam.FeatMapVisualizationHook', phases=['test'],
+                  target_layers=['neck'], max_samples=1)]
+    runner = Runner.from_cfg(_det_cfg(repo_root, root, checkpoint, tmp_path / 'b', hooks))
+    model = runner.model
+    hooks_before = _hook_counts(model)
+    metrics_hooked = runner.test()
+    assert metrics_hooked == metrics_plain
+    assert _hook_counts(model) == hooks_before
+    assert all(p.grad is None for p in model.parameters())
+    pictures = [p.name for p in _pictures(tmp_path / 'b')]
+    assert sum(n.startswith('boxam_test') for n in pictures) == 4, pictures  # 2 x 2 methods
+    assert sum(n.startswith('featmap_test') for n in pictures) == 1, pictures
+    assert sum('gradcam' in n for n in pictures) == 2
