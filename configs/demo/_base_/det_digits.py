@@ -1,0 +1,108 @@
+# Data and runtime shared by the demo digit detectors (mmyolo).  The scenes, written by
+# tools/make_digit_scenes.py into data/digit_scenes/det, are 160x112, 112x160 or 144x144 with
+# 1 to 5 digits; every image is letterboxed to a 160 x 160 input.
+default_scope = 'mmyolo'
+data_root = 'data/digit_scenes/det/'
+classes = ('0', '1', '2', '3', '4', '5', '6', '7', '8', '9')
+metainfo = dict(classes=classes)
+num_classes = 10
+img_scale = (160, 160)  # width, height
+
+# A light pipeline (no mosaic, no flips: a mirrored digit is not the same digit).
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='YOLOv5KeepRatioResize', scale=img_scale),
+    dict(type='LetterResize', scale=img_scale, allow_scale_up=False, pad_val=dict(img=114)),
+    dict(type='YOLOv5HSVRandomAug'),
+    dict(type='mmdet.PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
+                    'pad_param')),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='YOLOv5KeepRatioResize', scale=img_scale),
+    dict(type='LetterResize', scale=img_scale, allow_scale_up=False, pad_val=dict(img=114)),
+    dict(type='LoadAnnotations', with_bbox=True, _scope_='mmdet'),
+    dict(type='mmdet.PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
+                    'pad_param')),
+]
+
+train_dataloader = dict(
+    batch_size=16,
+    num_workers=1,
+    persistent_workers=True,
+    collate_fn=dict(type='yolov5_collate'),
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type='YOLOv5CocoDataset',
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file='train.json',
+        data_prefix=dict(img=''),
+        filter_cfg=dict(filter_empty_gt=True, min_size=4),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=16,
+    num_workers=1,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type='YOLOv5CocoDataset',
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file='val.json',
+        data_prefix=dict(img=''),
+        test_mode=True,
+        pipeline=test_pipeline))
+test_dataloader = dict(
+    batch_size=16,
+    num_workers=1,
+    persistent_workers=True,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type='YOLOv5CocoDataset',
+        data_root=data_root,
+        metainfo=metainfo,
+        ann_file='test.json',
+        data_prefix=dict(img=''),
+        test_mode=True,
+        pipeline=test_pipeline))
+val_evaluator = dict(type='mmdet.CocoMetric', ann_file=data_root + 'val.json', metric='bbox')
+test_evaluator = dict(type='mmdet.CocoMetric', ann_file=data_root + 'test.json', metric='bbox')
+
+model_test_cfg = dict(
+    multi_label=True,
+    nms_pre=1000,
+    score_thr=0.001,
+    nms=dict(type='nms', iou_threshold=0.65),
+    max_per_img=100)
+
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=20),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', interval=1000, max_keep_ckpts=1, save_last=True),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='mmdet.DetVisualizationHook'))
+custom_hooks = [
+    dict(type='EMAHook', ema_type='ExpMomentumEMA', momentum=0.0002, update_buffers=True,
+         strict_load=False, priority=49)
+]
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='gloo'))
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='mmdet.DetLocalVisualizer', vis_backends=vis_backends, name='visualizer')
+log_processor = dict(type='LogProcessor', window_size=20, by_epoch=True)
+log_level = 'INFO'
+load_from = None
+resume = False
+randomness = dict(seed=0, deterministic=False)

@@ -1,0 +1,45 @@
+# A small Vision Transformer with a class token (4 layers, 96 dims, 12 x 12 patches, so an
+# 8 x 8 token grid on 96 x 96 inputs) for the digit scenes; trained from scratch.
+# Re-train: python tools/train_demo.py cls_vit
+_base_ = ['./_base_/cls_digits.py']
+
+model = dict(
+    type='ImageClassifier',
+    backbone=dict(
+        type='VisionTransformer',
+        arch=dict(embed_dims=96, num_layers=4, num_heads=4, feedforward_channels=256),
+        img_size=96,
+        patch_size=12,
+        # Overlapping 16 x 16 patches at a stride of 12 (still an 8 x 8 token grid): an easier
+        # start for a transformer trained from scratch on a few thousand images.
+        patch_cfg=dict(kernel_size=16, stride=12, padding=2),
+        with_cls_token=True,
+        out_type='cls_token',
+        drop_rate=0.0,
+        drop_path_rate=0.05,
+        init_cfg=[
+            dict(type='TruncNormal', layer='Linear', std=0.02),
+            dict(type='Constant', layer='LayerNorm', val=1.0, bias=0.0),
+        ]),
+    neck=None,
+    head=dict(
+        type='VisionTransformerClsHead',
+        num_classes=10,
+        in_channels=96,
+        loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),
+        topk=(1, )))
+
+max_epochs = 30
+optim_wrapper = dict(
+    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05),
+    paramwise_cfg=dict(
+        norm_decay_mult=0.0,
+        bias_decay_mult=0.0,
+        custom_keys={'.cls_token': dict(decay_mult=0.0), '.pos_embed': dict(decay_mult=0.0)}),
+    clip_grad=dict(max_norm=1.0))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=500),
+    dict(type='CosineAnnealingLR', T_max=max_epochs, by_epoch=True, begin=0, end=max_epochs,
+         eta_min=1e-5),
+]
+train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=6)

@@ -1,0 +1,54 @@
+# RTMDet-tiny sized detector (deepen 0.167, widen 0.375) for the digit scenes, 160 x 160 input,
+# trained from scratch.  Re-train: python tools/train_demo.py det_rtmdet
+_base_ = ['./_base_/det_digits.py']
+
+deepen_factor = 0.167
+widen_factor = 0.375
+strides = [8, 16, 32]
+norm_cfg = dict(type='BN')
+
+model = dict(
+    type='YOLODetector',
+    data_preprocessor=dict(
+        type='YOLOv5DetDataPreprocessor', mean=[103.53, 116.28, 123.675],
+        std=[57.375, 57.12, 58.395], bgr_to_rgb=False),
+    backbone=dict(
+        type='CSPNeXt', arch='P5', expand_ratio=0.5, deepen_factor=deepen_factor,
+        widen_factor=widen_factor, channel_attention=True, norm_cfg=norm_cfg,
+        act_cfg=dict(type='SiLU', inplace=True)),
+    neck=dict(
+        type='CSPNeXtPAFPN', deepen_factor=deepen_factor, widen_factor=widen_factor,
+        in_channels=[256, 512, 1024], out_channels=256, num_csp_blocks=3, expand_ratio=0.5,
+        norm_cfg=norm_cfg, act_cfg=dict(type='SiLU', inplace=True)),
+    bbox_head=dict(
+        type='RTMDetHead',
+        head_module=dict(
+            type='RTMDetSepBNHeadModule', num_classes=10, in_channels=256, stacked_convs=2,
+            feat_channels=256, norm_cfg=norm_cfg, act_cfg=dict(type='SiLU', inplace=True),
+            share_conv=True, pred_kernel_size=1, featmap_strides=strides,
+            widen_factor=widen_factor),
+        prior_generator=dict(type='mmdet.MlvlPointGenerator', offset=0, strides=strides),
+        bbox_coder=dict(type='DistancePointBBoxCoder'),
+        loss_cls=dict(type='mmdet.QualityFocalLoss', use_sigmoid=True, beta=2.0,
+                      loss_weight=1.0),
+        loss_bbox=dict(type='mmdet.GIoULoss', loss_weight=2.0)),
+    train_cfg=dict(
+        assigner=dict(type='BatchDynamicSoftLabelAssigner', num_classes=10, topk=13,
+                      iou_calculator=dict(type='mmdet.BboxOverlaps2D')),
+        allowed_border=-1,
+        pos_weight=-1,
+        debug=False),
+    test_cfg=_base_.model_test_cfg)
+
+max_epochs = 48
+base_lr = 0.002
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=base_lr, weight_decay=0.05),
+    paramwise_cfg=dict(norm_decay_mult=0, bias_decay_mult=0, bypass_duplicate=True))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=150),
+    dict(type='CosineAnnealingLR', eta_min=base_lr * 0.05, begin=0, end=max_epochs,
+         T_max=max_epochs, by_epoch=True, convert_to_iter_based=True),
+]
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=8)

@@ -1,0 +1,49 @@
+# YOLOv6-n sized detector (deepen 0.33, widen 0.25) for the digit scenes, 160 x 160 input,
+# trained from scratch.  Re-train: python tools/train_demo.py det_yolov6
+_base_ = ['./_base_/det_digits.py']
+
+deepen_factor = 0.33
+widen_factor = 0.25
+norm_cfg = dict(type='BN', momentum=0.03, eps=0.001)
+
+model = dict(
+    type='YOLODetector',
+    data_preprocessor=dict(
+        type='YOLOv5DetDataPreprocessor', mean=[0., 0., 0.], std=[255., 255., 255.],
+        bgr_to_rgb=True),
+    backbone=dict(
+        type='YOLOv6EfficientRep', deepen_factor=deepen_factor, widen_factor=widen_factor,
+        norm_cfg=norm_cfg, act_cfg=dict(type='ReLU', inplace=True)),
+    neck=dict(
+        type='YOLOv6RepPAFPN', deepen_factor=deepen_factor, widen_factor=widen_factor,
+        in_channels=[256, 512, 1024], out_channels=[128, 256, 512], num_csp_blocks=12,
+        norm_cfg=norm_cfg, act_cfg=dict(type='ReLU', inplace=True)),
+    bbox_head=dict(
+        type='YOLOv6Head',
+        head_module=dict(
+            type='YOLOv6HeadModule', num_classes=10, in_channels=[128, 256, 512],
+            widen_factor=widen_factor, norm_cfg=norm_cfg,
+            act_cfg=dict(type='SiLU', inplace=True), featmap_strides=[8, 16, 32]),
+        loss_bbox=dict(type='IoULoss', iou_mode='siou', bbox_format='xyxy', reduction='mean',
+                       loss_weight=2.5, return_iou=False)),
+    train_cfg=dict(
+        initial_epoch=4,
+        initial_assigner=dict(type='BatchATSSAssigner', num_classes=10, topk=9,
+                              iou_calculator=dict(type='mmdet.BboxOverlaps2D')),
+        assigner=dict(type='BatchTaskAlignedAssigner', num_classes=10, topk=13, alpha=1,
+                      beta=6)),
+    test_cfg=_base_.model_test_cfg)
+
+# AdamW rather than YOLOv6's SGD recipe (see det_yolov5.py: SGD learnt far too slowly here).
+max_epochs = 48
+base_lr = 0.002
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=base_lr, weight_decay=0.05),
+    paramwise_cfg=dict(norm_decay_mult=0, bias_decay_mult=0))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=150),
+    dict(type='CosineAnnealingLR', eta_min=base_lr * 0.05, begin=0, end=max_epochs,
+         T_max=max_epochs, by_epoch=True, convert_to_iter_based=True),
+]
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=8)
