@@ -224,3 +224,37 @@ def test_boxam_and_featmap_hooks_in_a_detector_test_loop(tmp_path, tiny_detectio
     assert sum(n.startswith('boxam_test') for n in pictures) == 4, pictures  # 2 x 2 methods
     assert sum(n.startswith('featmap_test') for n in pictures) == 1, pictures
     assert sum('gradcam' in n for n in pictures) == 2
+
+
+def test_mmpretrain_test_tool_with_the_example_hook_config(tmp_path, repo_root):
+    """configs/hooks/cls_resnet_cam_hooks.py through mmpretrain's own tools/test.py on the
+    trained demo classifier: pictures written, accuracy identical to the plain config."""
+    import json
+    import subprocess
+    import sys
+    checkpoint = repo_root / 'demo' / 'checkpoints' / 'cls_resnet.pth'
+    if not checkpoint.is_file():
+        pytest.skip('demo/checkpoints/cls_resnet.pth is not trained yet (tools/train_demo.py)')
+    from mmcam.datasets.digit_scenes import write_classification
+    data = tmp_path / 'data'
+    write_classification(str(data), 'test', 24, seed=5)
+    options = [f'test_dataloader.dataset.data_root={data}', 'test_dataloader.num_workers=0',
+               'test_dataloader.persistent_workers=False', 'test_dataloader.batch_size=8']
+
+    def run(config: str, work_dir: Path) -> dict:
+        cmd = [sys.executable, _mmpretrain_tool('test.py'), str(repo_root / config),
+               str(checkpoint), '--work-dir', str(work_dir), '--out', str(work_dir / 'p.pkl'),
+               '--cfg-options', *options]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                              cwd=str(repo_root))
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        scalars, = work_dir.glob('*/*.json')
+        return json.loads(scalars.read_text().splitlines()[-1])
+
+    plain = run('configs/demo/cls_resnet.py', tmp_path / 'plain')
+    hooked = run('configs/hooks/cls_resnet_cam_hooks.py', tmp_path / 'hooked')
+    assert hooked['accuracy/top1'] == plain['accuracy/top1']
+    pictures = [p.name for p in _pictures(tmp_path / 'hooked')]
+    assert sum(n.startswith('cam_test') for n in pictures) == 8, pictures
+    assert sum(n.startswith('featmap_test') for n in pictures) == 4, pictures
+    assert not _pictures(tmp_path / 'plain')
