@@ -335,5 +335,8 @@ def test_held_out_digit_scenes_peak_inside_the_digit(name, layers):
                                                margins=(0, MARGIN))
     print(f'{name} GradCAM at {inferencer.target_layer_names}: peak in the digit box '
           f'{strict}/{total}, within {MARGIN} px {loose}/{total}')
-    assert loose / total >= 0.9
+    assert loose / total >= 0.9, (
+        f'GradCAM peaks within {MARGIN} px of the digit on only {loose}/{total} held-out '
+        f'scenes with {name} (the demo model may be under-trained: see '
+        f'demo/checkpoints/{name}.json); expected at least 90%')
     assert strict / total >= 0.6  # the tolerance only forgives near misses
