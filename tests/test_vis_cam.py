@@ -62,6 +62,7 @@ def test_single_image_picture_and_npy(tool, capsys, resnet, tmp_path):
                                '--method', 'GradCAM', 'eigencam', 'gradcam++')
     assert code == 0, err
     assert 'backbone.layer4.1.bn2' in out_text  # the default layer is reported
+    assert 'map grid: 3x3 cells on a 96x96 network input (coarse' in out_text
     import mmcv
     picture = mmcv.imread(str(out))
     assert picture is not None and picture.shape[1] >= 3 * 224  # three methods side by side

@@ -199,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
                              eigen_smooth=args.eigen_smooth, aug_smooth=args.aug_smooth,
                              guided=args.guided, batch_size=args.batch_size,
                              skip_errors=len(paths) > 1)  # one image: its error is the error
-    written, skipped = [], []
+    written, skipped, reported_grid = [], [], False
     for result in track(results, total=len(paths), description='CAM',
                         console=Console(stderr=True), disable=len(paths) == 1):
         if isinstance(result, SkippedImage):
@@ -214,6 +214,12 @@ def run(args: argparse.Namespace) -> int:
             mmcv.imshow(mmcv.rgb2bgr(picture), win_name=os.path.basename(result.path))
         else:
             written += _save(result, picture, out, args.save_cam)
+        if not reported_grid and inferencer.reshape.grid_hw:  # once, on the first image
+            reported_grid = True
+            (gh, gw), (ih, iw) = inferencer.reshape.grid_hw, result.input_image.shape[:2]
+            console.print(f'map grid: {gh}x{gw} cells on a {ih}x{iw} network input'
+                          + (' (coarse: a finer layer may localise better, see '
+                             '--preview-model)' if min(gh, gw) <= 4 else ''))
         if len(paths) == 1:
             explained = ', '.join(dict.fromkeys(f'{m.category} ({m.class_name})'
                                                 for m in result.maps))

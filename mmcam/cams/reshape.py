@@ -67,8 +67,14 @@ class TokenReshape:
         self.input_hw: Optional[HW] = None      # set per batch by the caller
         self.patch_hw: Optional[HW] = None      # set per batch by PatchGridProbe
         self.kind: Optional[str] = None         # 'grid', 'tokens' or 'channel_last', for reports
+        self.grid_hw: Optional[HW] = None       # (h, w) of the last map grid
 
     def __call__(self, x):
+        out = self._to_grid(x)
+        self.grid_hw = tuple(out.shape[-2:])  # the map's resolution, for reports
+        return out
+
+    def _to_grid(self, x):
         if isinstance(x, (tuple, list)):  # (tokens, hw_shape) from patch embeddings
             x = x[0]
         if x.dim() == 4:
