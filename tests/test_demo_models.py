@@ -83,7 +83,7 @@ def test_classifier_checkpoint_classifies_held_out_scenes(name):
 
     import mmcam  # noqa: F401  (allow-lists OpenMMLab checkpoint meta for torch's loader)
     model = get_model(config, pretrained=checkpoint, device='cpu')
-    assert tuple(model.dataset_meta['classes']) == CLASSES
+    assert tuple(model._dataset_meta['classes']) == CLASSES  # where get_model keeps them
     inferencer = ImageClassificationInferencer(model, device='cpu')
     gen = DigitSceneGenerator('test', seed=2024)
     scenes = [gen.classification_scene() for _ in range(50)]

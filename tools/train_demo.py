@@ -138,10 +138,15 @@ def run(name: str, eval_only: bool = False) -> dict:
         with open(osp.join(DATA_ROOT, 'meta.json')) as f:
             counts = json.load(f)['counts']
         kind = 'cls' if name.startswith('cls') else 'det'
+        from mmengine.config import Config
+        epochs = Config.fromfile(osp.join(REPO, 'configs', 'demo', f'{name}.py')).train_cfg
         report = dict(train_seconds=round(seconds), train_images=counts[kind]['train'],
-                      test_images=counts[kind]['test'])
-        checkpoint = export(work_dir, name)
+                      epochs=epochs.max_epochs, test_images=counts[kind]['test'])
+        export(work_dir, name)
     checkpoint = osp.join(CKPT_DIR, f'{name}.pth')
+    if not osp.exists(checkpoint):
+        raise FileNotFoundError(f'{checkpoint} does not exist, so there is nothing to evaluate. '
+                                f'Train it first: python tools/train_demo.py {name}')
     metrics = evaluate(name, checkpoint, work_dir)
     report.update(name=name, metric=key, value=metrics[key], bar=bar,
                   meets_bar=metrics[key] >= bar, test_metrics=metrics,

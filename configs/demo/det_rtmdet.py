@@ -1,9 +1,10 @@
-# RTMDet-tiny sized detector (deepen 0.167, widen 0.375) for the digit scenes, 160 x 160 input,
-# trained from scratch.  Re-train: python tools/train_demo.py det_rtmdet
+# RTMDet-tiny depth with a narrower width (deepen 0.167, widen 0.25 instead of tiny's 0.375,
+# about half the FLOPs, for CPU time) for the digit scenes, 160 x 160 input, trained from scratch.
+# Re-train: python tools/train_demo.py det_rtmdet
 _base_ = ['./_base_/det_digits.py']
 
 deepen_factor = 0.167
-widen_factor = 0.375
+widen_factor = 0.25
 strides = [8, 16, 32]
 norm_cfg = dict(type='BN')
 
@@ -40,7 +41,7 @@ model = dict(
         debug=False),
     test_cfg=_base_.model_test_cfg)
 
-max_epochs = 48
+max_epochs = 32
 base_lr = 0.002
 optim_wrapper = dict(
     type='OptimWrapper',
