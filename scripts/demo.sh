@@ -9,9 +9,9 @@ OUT=${OUT:-$REPO/outputs/demo}
 cd "$REPO"
 mkdir -p "$OUT"
 
-echo "[mmcam demo] class activation maps of the demo CNN: one row per digit in the scene"
+echo "[mmcam demo] class activation maps of the demo CNN: one row per digit in the scene (layer3: a 6x6 grid on the 96 px input)"
 "$PY" tools/vis_cam.py demo/two_digits.png configs/demo/cls_resnet.py demo/checkpoints/cls_resnet.pth \
-  --method GradCAM GradCAM++ EigenCAM LayerCAM --target-category $("$PY" -c \
+  --target-layers backbone.layer3 --method GradCAM GradCAM++ EigenCAM LayerCAM --target-category $("$PY" -c \
   "import json; print(*json.load(open('demo/two_digits.json'))['labels'])") \
   --save-path "$OUT/cam_two_digits.png"
 
