@@ -23,7 +23,8 @@ from pytorch_grad_cam.ablation_layer import AblationLayer
 from pytorch_grad_cam.utils.image import scale_cam_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from mmcam.apis.model_loader import ImageLike, InputError, LoadedModel, Sample, find_module
+from mmcam.apis.model_loader import (ImageLike, InputError, LoadedModel, Sample,  # noqa: F401
+                                      expand_images, find_module)
 from mmcam.cams.methods import build_cam, get_method
 from mmcam.models.capture import capture_outputs
 from mmcam.models.detector import DetectorAdapter, Detections
@@ -323,30 +324,6 @@ class BoxAMInferencer:
                         f'copies of the input ({need / 1024 ** 3:.1f} GiB). Expected at most '
                         f'{SCORECAM_MAX_BYTES / 1024 ** 3:.0f} GiB: pick a layer with fewer '
                         'channels, or use ablationcam.')
-
-
-def expand_images(spec: str) -> List[str]:
-    """IMG as one file, a folder (its image files, sorted) or a glob pattern."""
-    import glob
-    import os
-    exts = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
-    if os.path.isdir(spec):
-        files = sorted(os.path.join(spec, f) for f in os.listdir(spec)
-                       if f.lower().endswith(exts))
-        if not files:
-            raise InputError(f'Folder {spec!r} holds no image ({", ".join(exts)}); expected at '
-                             'least one image file in it.')
-        return files
-    if any(c in spec for c in '*?['):
-        files = sorted(f for f in glob.glob(spec, recursive=True) if os.path.isfile(f))
-        if not files:
-            raise InputError(f'Pattern {spec!r} matches no file; check the pattern (quote it '
-                             'so the shell does not expand it).')
-        return files
-    if not os.path.isfile(spec):
-        raise InputError(f'Image {spec!r} does not exist. Expected an image file, a folder or a '
-                         'glob pattern; check the path.')
-    return [spec]
 
 
 def box_titles(dets: Detections, classes: Sequence[str]) -> List[str]:

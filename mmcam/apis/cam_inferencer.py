@@ -28,7 +28,8 @@ from pytorch_grad_cam.utils.find_layers import replace_all_layer_type_recursive
 from pytorch_grad_cam.utils.image import deprocess_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from mmcam.apis.model_loader import InputError, LoadedModel, Sample
+from mmcam.apis.model_loader import (IMAGE_EXTENSIONS, InputError, LoadedModel, Sample,  # noqa: F401
+                                      expand_images)
 from mmcam.cams.layers import (backbone_extra_tokens, default_target_layer, preview_rows,
                                resolve_layers)
 from mmcam.cams.methods import (cam_session, get_method, needs_weight_graph,
@@ -40,7 +41,6 @@ from mmcam.visualization.cam_visualizer import CAMVisualizer
 from mmcam.visualization.panels import tile_panels
 
 ImageLike = Union[str, np.ndarray]
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.pgm', '.ppm')
 
 
 @dataclass
@@ -80,28 +80,6 @@ class SkippedImage:
     """An image that could not be explained, and why (one line)."""
     path: str
     reason: str
-
-
-def expand_images(spec: Union[str, Sequence[str]]) -> List[str]:
-    """A file, a folder (its images, recursively, sorted) or a glob pattern -> image paths."""
-    specs = [spec] if isinstance(spec, str) else list(spec)
-    paths: List[str] = []
-    for s in specs:
-        if os.path.isdir(s):
-            found = sorted(p for p in glob.glob(os.path.join(s, '**', '*'), recursive=True)
-                           if os.path.isfile(p))
-            paths += [p for p in found if p.lower().endswith(IMAGE_EXTENSIONS)] or found
-        elif os.path.isfile(s):
-            paths.append(s)
-        elif glob.has_magic(s):
-            paths += sorted(p for p in glob.glob(s, recursive=True) if os.path.isfile(p))
-        else:
-            raise InputError(f'Image {s!r} does not exist; expected an image file, a folder of '
-                             'images or a glob pattern such as "images/*.jpg".')
-    if not paths:
-        raise InputError(f'No image found in {spec!r}; expected image files '
-                         f'({", ".join(IMAGE_EXTENSIONS)}).')
-    return paths
 
 
 @contextmanager

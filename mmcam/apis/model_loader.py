@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import glob
 import os
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Union
@@ -279,6 +280,31 @@ class LoadedModel:
             geometry = InputGeometry.from_meta(data_sample.metainfo, inputs.shape[-2:])
             samples.append(Sample(inputs[i:i + 1], data_sample, geometry, originals[i], paths[i]))
         return samples
+
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.pgm', '.ppm')
+
+
+def expand_images(spec: Union[str, Sequence[str]]) -> List[str]:
+    """A file, a folder (its images, recursively, sorted) or a glob pattern -> image paths."""
+    specs = [spec] if isinstance(spec, str) else list(spec)
+    paths: List[str] = []
+    for s in specs:
+        if os.path.isdir(s):
+            found = sorted(p for p in glob.glob(os.path.join(s, '**', '*'), recursive=True)
+                           if os.path.isfile(p))
+            paths += [p for p in found if p.lower().endswith(IMAGE_EXTENSIONS)] or found
+        elif os.path.isfile(s):
+            paths.append(s)
+        elif glob.has_magic(s):
+            paths += sorted(p for p in glob.glob(s, recursive=True) if os.path.isfile(p))
+        else:
+            raise InputError(f'Image {s!r} does not exist; expected an image file, a folder of '
+                             'images or a glob pattern such as "images/*.jpg".')
+    if not paths:
+        raise InputError(f'No image found in {spec!r}; expected image files '
+                         f'({", ".join(IMAGE_EXTENSIONS)}).')
+    return paths
 
 
 def find_module(model: nn.Module, name: str) -> nn.Module:
