@@ -52,6 +52,9 @@ def _test_cfg(mmpretrain_configs, root: Path, work_dir: Path, hooks=None) -> Con
                                dict(type='CenterCrop', crop_size=32),
                                dict(type='PackInputs')]))
     cfg.test_evaluator = dict(type='Accuracy', topk=(1, ))
+    # mmengine keeps one visualizer per name per process, and the default name is a
+    # timestamp that two runners built in the same second share: give each its own.
+    cfg.visualizer.name = f'visualizer_{work_dir}'
     cfg.env_cfg = dict(dist_cfg=dict(backend='gloo'))
     cfg.log_level = 'WARNING'
     if hooks:
@@ -72,7 +75,7 @@ def test_cam_hook_draws_and_leaves_metrics_and_model_untouched(tmp_path, tiny_cl
     cfg = _test_cfg(mmpretrain_configs, tiny_classification, tmp_path / 'b',
                     hooks=[dict(type='mmcam.CAMVisualizationHook', phases=['test'],
                                 methods=['GradCAM', 'EigenCAM'], max_samples=3)])
-    cfg.visualizer = dict(type='UniversalVisualizer', vis_backends=[
+    cfg.visualizer = dict(type='UniversalVisualizer', name=cfg.visualizer.name, vis_backends=[
         dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')])
     runner = Runner.from_cfg(cfg)
     model = runner.model
@@ -196,7 +199,7 @@ def _det_cfg(repo_root, root: Path, checkpoint: Path, work_dir: Path, hooks=None
     cfg.test_dataloader.persistent_workers = False
     cfg.test_evaluator.ann_file = str(root / 'test.json')
     # mmengine keeps one visualizer per name per process: give each runner its own.
-    cfg.visualizer.name = f'visualizer_{work_dir.name}'
+    cfg.visualizer.name = f'visualizer_{work_dir}'
     cfg.default_hooks.visualization = dict(type='mmdet.DetVisualizationHook', draw=False)
     cfg.custom_hooks = [h for h in cfg.get('custom_hooks', []) if h['type'] != 'EMAHook']
     if hooks:

@@ -7,7 +7,8 @@ _base_ = ['../demo/cls_resnet.py']
 custom_imports = dict(imports=['mmcam'], allow_failed_imports=False)
 custom_hooks = [
     dict(type='mmcam.CAMVisualizationHook', phases=['val', 'test'],
-         methods=['GradCAM', 'EigenCAM'], category='gt', interval=1, max_samples=8),
+         methods=['GradCAM', 'EigenCAM'], category='gt', interval=1, max_samples=8,
+         target_layers=['backbone.layer3']),  # 6x6 on the 96 px input; the default is 3x3
     dict(type='mmcam.FeatMapVisualizationHook', phases=['test'], target_layers=['backbone'],
          channel_reduction=None, topk=4, arrangement=(1, 4), max_samples=4),
 ]

@@ -241,12 +241,16 @@ class LoadedModel:
             img = img[..., ::-1]
         return np.ascontiguousarray(img)
 
-    def samples_from_batch(self, data_batch: dict, indices: Sequence[int]) -> List[Sample]:
-        """Samples from a dataloader batch, pictured as the network input they became.
+    def samples_from_batch(self, data_batch: dict, indices: Sequence[int],
+                           original: bool = False) -> List[Sample]:
+        """Samples from a dataloader batch.
 
-        A Runner's pipeline may not record every geometric step (mmpretrain's PackInputs drops
-        the crop box), so these samples are drawn on the network input itself, which is
-        aligned with the maps by construction.
+        By default a sample is pictured as the network input it became: a Runner's pipeline
+        may not record every geometric step (mmpretrain's PackInputs drops the crop box), and
+        the network input is aligned with the maps by construction. ``original=True`` re-reads
+        the image from ``img_path`` and places it with the recorded geometry, for outputs that
+        are in original-image pixels already (a detector's boxes); the pipeline must then
+        record its resize and padding (mmyolo's and mmdet's do).
         """
         batch = self.model.data_preprocessor(data_batch, training=False)
         inputs = batch['inputs'].to(self.device)
@@ -254,8 +258,17 @@ class LoadedModel:
         for i in indices:
             x = inputs[i:i + 1]
             data_sample = batch['data_samples'][i]
-            samples.append(Sample(x, data_sample, InputGeometry.identity(x.shape[-2:]),
-                                  self.input_image(x), data_sample.metainfo.get('img_path')))
+            path = data_sample.metainfo.get('img_path')
+            if original:
+                if not path:
+                    raise InputError('The sample has no img_path in its metainfo, so its '
+                                     'original image cannot be drawn; expected a dataset that '
+                                     "records it (add 'img_path' to the Pack meta_keys).")
+                geometry = InputGeometry.from_meta(data_sample.metainfo, x.shape[-2:])
+                image = mmcv.bgr2rgb(read_image(path))
+            else:
+                geometry, image = InputGeometry.identity(x.shape[-2:]), self.input_image(x)
+            samples.append(Sample(x, data_sample, geometry, image, path))
         return samples
 
     @property

@@ -68,7 +68,8 @@ class BoxAMVisualizationHook(ExplainHook):
         inferencers = self._get_inferencers(model, runner)
         loaded = next(iter(inferencers.values())).loaded
         pictures = []
-        for sample in loaded.samples_from_batch(data_batch, indices):
+        # Boxes come in original-image pixels: draw on the original image.
+        for sample in loaded.samples_from_batch(data_batch, indices, original=True):
             index = sample.data_sample.metainfo.get('img_id', len(pictures))
             for method, inferencer in inferencers.items():
                 result = inferencer.explain(sample)
