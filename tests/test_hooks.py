@@ -261,3 +261,21 @@ def test_mmpretrain_test_tool_with_the_example_hook_config(tmp_path, repo_root):
     assert sum(n.startswith('cam_test') for n in pictures) == 8, pictures
     assert sum(n.startswith('featmap_test') for n in pictures) == 4, pictures
     assert not _pictures(tmp_path / 'plain')
+
+
+def test_batch_samples_on_the_original_image_match_the_cli_path(tiny_detection, repo_root):
+    """What the box-AM hook draws on (a Runner batch re-read with original=True) has the same
+    geometry as what the command-line tools prepare from the file itself."""
+    from mmengine.dataset import pseudo_collate
+    root, checkpoint = tiny_detection
+    loaded = LoadedModel(str(repo_root / 'configs' / 'demo' / 'det_yolov5.py'), str(checkpoint))
+    cfg = _det_cfg(repo_root, root, checkpoint, root / 'unused')
+    from mmyolo.registry import DATASETS
+    dataset = DATASETS.build(cfg.test_dataloader.dataset)
+    batch = pseudo_collate([dataset[0], dataset[1]])
+    wrapped = LoadedModel.from_model(loaded.model, 'mmyolo')
+    for i, sample in enumerate(wrapped.samples_from_batch(batch, [0, 1], original=True)):
+        reference, = loaded.prepare([sample.path])
+        assert sample.image.shape == reference.image.shape
+        assert sample.geometry == reference.geometry, (sample.geometry, reference.geometry)
+        assert torch.allclose(sample.inputs, reference.inputs)
