@@ -24,6 +24,7 @@ from mmcam.apis.boxam import (COMBINE_MODES, DEFAULT_TARGET_LAYERS, BoxAMInferen
                               BoxAMResult, LayerError, box_titles, expand_images)
 from mmcam.apis.model_loader import InputError, LoadedModel
 from mmcam.utils.io import atomic_path
+from mmcam.utils.cli import run_tool
 
 METHODS = ('gradcam', 'gradcam++', 'xgradcam', 'layercam', 'eigencam', 'ablationcam',
            'scorecam')
@@ -210,16 +211,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parse_args(argv)
-    try:
-        return run(args)
-    except Exception as err:
-        if args.debug:
-            raise
-        known = isinstance(err, (InputError, FileNotFoundError))
-        message = str(err) if known else f'{type(err).__name__}: {err}'
-        print(f'error: {message} (run with --debug for the traceback)', file=sys.stderr)
-        return 1
+    return run_tool('boxam_vis_demo', run, parse_args(argv))
 
 
 if __name__ == '__main__':

@@ -29,6 +29,7 @@ from mmcam.geometry import InputGeometry
 from mmcam.models.capture import capture_outputs
 from mmcam.utils.io import atomic_path
 from mmcam.visualization.featmap import check_arrangement, draw_levels, split_levels
+from mmcam.utils.cli import run_tool
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -238,17 +239,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parse_args(argv)
-    try:
-        return run(args)
-    except Exception as err:
-        if args.debug:
-            raise
-        kind = '' if isinstance(err, (InputError, FileNotFoundError)) else \
-            f'{type(err).__name__}: '
-        print(f'error: {kind}{err} (run with --debug for the traceback)'
-              if kind else f'error: {err}', file=sys.stderr)
-        return 1
+    return run_tool('featmap_vis_demo', run, parse_args(argv))
 
 
 if __name__ == '__main__':

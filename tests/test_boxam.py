@@ -322,7 +322,7 @@ def test_cli_folder_glob_and_cfg_options(detectors, test_image, tmp_path, capsys
     err = capsys.readouterr().err
     assert 'skipped' in err and 'broken.png' in err and '2 of 3 images done' in err
     assert demo.main([str(folder), cfg, ckpt, '--out-dir', str(tmp_path / 'i'),
-                      '--target-layers', 'neck']) == 1
+                      '--target-layers', 'neck']) == 2
     err = capsys.readouterr().err
     assert err.count('cannot run on layer') == 1 and 'skipped' not in err
 
@@ -355,14 +355,14 @@ def test_cli_bad_inputs_are_one_line_errors(detectors, test_image, tmp_path, cap
     cfg, ckpt, _ = detectors['yolov5']
     code = demo.main([test_image, cfg, ckpt, '--out-dir', str(tmp_path)] + args)
     err = capsys.readouterr().err
-    assert code == 1
+    assert code == 2
     assert message in err and 'Traceback' not in err
     assert len(err.strip().splitlines()) == 1
 
 
 def test_cli_missing_image_and_preview(detectors, tmp_path, capsys):
     cfg, ckpt, _ = detectors['rtmdet']
-    assert demo.main([str(tmp_path / 'nope.png'), cfg, ckpt]) == 1
+    assert demo.main([str(tmp_path / 'nope.png'), cfg, ckpt]) == 2
     assert 'does not exist' in capsys.readouterr().err
     assert demo.main(['unused', cfg, ckpt, '--preview-model']) == 0
     assert 'out_layers' in capsys.readouterr().out

@@ -431,7 +431,7 @@ def test_cli_errors_are_one_line(tmp_path, checkpoints, demo_main, capsys, monke
     code = demo_main(args[0], config, ckpt, *args[1:], '--out-dir', tmp_path / 'o',
                      '--cfg-options', *[f'{k}={v}' for k, v in small_input('yolov5').items()])
     err = capsys.readouterr().err
-    assert code == 1
+    assert code == 2
     assert message in err, err
     assert 'Traceback' not in err
 
@@ -441,7 +441,7 @@ def test_cli_score_thr_refused_for_a_classifier(tmp_path, checkpoints, demo_main
     img = tmp_path / 'x.png'
     cv2.imwrite(str(img), stimulus_image((60, 80), (40, 30)))
     code = demo_main(img, config, ckpt, '--score-thr', '0.3', '--out-dir', tmp_path / 'o')
-    assert code == 1 and 'builds a classifier' in capsys.readouterr().err
+    assert code == 2 and 'builds a classifier' in capsys.readouterr().err
 
 
 def test_cli_glob_and_preview(tmp_path, checkpoints, demo_main, capsys):

@@ -146,25 +146,8 @@ def _save(result, picture: Optional[np.ndarray], out: str, save_cam: bool) -> Li
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = parse_args(argv)
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        print('vis_cam: interrupted', file=sys.stderr)
-        return 130
-    except Exception as err:  # noqa: BLE001 - one line for users, traceback with --debug
-        if args.debug:
-            raise
-        from mmcam.apis import InputError
-        from mmcam.utils.checkpoint import UnsafeCheckpointError
-        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        user_error = isinstance(err, (InputError, UnsafeCheckpointError, FileNotFoundError))
-        if user_error:  # the message already says what to do
-            print(f'vis_cam: error: {msg}', file=sys.stderr)
-        else:
-            print(f'vis_cam: error: {type(err).__name__}: {msg} (run with --debug for the '
-                  'traceback)', file=sys.stderr)
-        return 2 if user_error else 1
+    from mmcam.utils.cli import run_tool
+    return run_tool('vis_cam', run, parse_args(argv))
 
 
 def run(args: argparse.Namespace) -> int:
