@@ -113,6 +113,13 @@ class TokenReshape:
             h, w = math.ceil(h / 2), math.ceil(w / 2)
         return grids
 
+    def _grid_of(self, n: int, grids: Sequence[HW]) -> Optional[HW]:
+        """The known patch grid of ``n`` tokens; with none known, a factorisation of ``n``."""
+        for grid in grids:
+            if grid[0] * grid[1] == n:
+                return grid
+        return None if grids else _factor_grid(n, self.input_hw or (1, 1))
+
     def token_layout(self, num_tokens: int) -> Tuple[int, HW]:
         """(extra tokens, (h, w)) for a layer that outputs ``num_tokens`` tokens."""
         grids = self._grids()
@@ -122,14 +129,9 @@ class TokenReshape:
                 raise InputError(
                     f'--num-extra-tokens {extra} does not fit layer {self.layer_name!r}, '
                     f'which outputs {num_tokens} tokens; expected 0 <= N < {num_tokens}.')
-            n = num_tokens - extra
-            for grid in grids:
-                if grid[0] * grid[1] == n:
-                    return extra, grid
-            if not grids:
-                grid = _factor_grid(n, self.input_hw or (1, 1))
-                if grid is not None:
-                    return extra, grid
+            grid = self._grid_of(num_tokens - extra, grids)
+            if grid is not None:
+                return extra, grid
             raise InputError(self._mismatch(num_tokens, extra, grids))
         # Automatic: the backbone's own count first, then whatever the patch grid leaves over.
         tries = [] if self.backbone_extra is None else [self.backbone_extra]
@@ -138,14 +140,9 @@ class TokenReshape:
         for extra in tries:
             if extra is None or not 0 <= extra < num_tokens:
                 continue
-            n = num_tokens - extra
-            for grid in grids:
-                if grid[0] * grid[1] == n:
-                    return extra, grid
-            if not grids:
-                grid = _factor_grid(n, self.input_hw or (1, 1))
-                if grid is not None:
-                    return extra, grid
+            grid = self._grid_of(num_tokens - extra, grids)
+            if grid is not None:
+                return extra, grid
         if not grids:
             # No patch grid and no count from the backbone: try the usual 0, 1, 2 extra tokens.
             for extra in (0, 1, 2):
