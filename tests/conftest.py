@@ -26,3 +26,12 @@ def mmyolo_configs() -> Path:
 @pytest.fixture(scope='session')
 def repo_root() -> Path:
     return REPO
+
+
+def folder_loader(data_root, pipeline) -> dict:
+    """A dataloader config over an mmpretrain CustomDataset of class folders, for tiny runs."""
+    return dict(batch_size=2, num_workers=0, persistent_workers=False,
+                sampler=dict(type='DefaultSampler', shuffle=False),
+                dataset=dict(type='CustomDataset', data_root=str(data_root),
+                             pipeline=[dict(type='LoadImageFromFile'), *pipeline,
+                                       dict(type='PackInputs')]))

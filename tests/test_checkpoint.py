@@ -9,6 +9,7 @@ from mmengine.config import Config
 from mmengine.logging import HistoryBuffer
 from mmengine.runner import Runner, save_checkpoint
 
+from conftest import folder_loader
 from mmcam.apis import LoadedModel
 from mmcam.utils import UNSAFE_ENV, UnsafeCheckpointError, load_checkpoint, load_checkpoint_file
 
@@ -63,12 +64,7 @@ def test_checkpoint_written_by_a_runner_loads(tmp_path, mmpretrain_configs):
     cfg.work_dir = str(tmp_path / 'work')
     cfg.model.head.num_classes = 2
     cfg.model.head.topk = (1, )
-    cfg.train_dataloader = dict(
-        batch_size=2, num_workers=0, persistent_workers=False,
-        sampler=dict(type='DefaultSampler', shuffle=False),
-        dataset=dict(type='CustomDataset', data_root=str(tmp_path / 'data'),
-                     pipeline=[dict(type='LoadImageFromFile'),
-                               dict(type='Resize', scale=32), dict(type='PackInputs')]))
+    cfg.train_dataloader = folder_loader(tmp_path / 'data', [dict(type='Resize', scale=32)])
     cfg.train_cfg = dict(by_epoch=True, max_epochs=1)
     cfg.val_dataloader = cfg.val_evaluator = cfg.val_cfg = None
     cfg.test_dataloader = cfg.test_evaluator = cfg.test_cfg = None

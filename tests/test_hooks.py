@@ -8,6 +8,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner, save_checkpoint
 
+from conftest import folder_loader
 from mmcam.apis import LoadedModel
 
 RESNET18 = 'resnet/resnet18_8xb32_in1k.py'
@@ -43,14 +44,8 @@ def _test_cfg(mmpretrain_configs, root: Path, work_dir: Path, hooks=None) -> Con
     cfg.load_from = str(root / 'init.pth')
     cfg.model.head.num_classes = 2
     cfg.model.head.topk = (1, )
-    cfg.test_dataloader = dict(
-        batch_size=2, num_workers=0, persistent_workers=False,
-        sampler=dict(type='DefaultSampler', shuffle=False),
-        dataset=dict(type='CustomDataset', data_root=str(root / 'data'),
-                     pipeline=[dict(type='LoadImageFromFile'),
-                               dict(type='ResizeEdge', scale=48, edge='short'),
-                               dict(type='CenterCrop', crop_size=32),
-                               dict(type='PackInputs')]))
+    cfg.test_dataloader = folder_loader(root / 'data', [
+        dict(type='ResizeEdge', scale=48, edge='short'), dict(type='CenterCrop', crop_size=32)])
     cfg.test_evaluator = dict(type='Accuracy', topk=(1, ))
     # mmengine keeps one visualizer per name per process, and the default name is a
     # timestamp that two runners built in the same second share: give each its own.
