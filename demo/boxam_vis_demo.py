@@ -18,13 +18,12 @@ from typing import List, Optional, Sequence
 
 import mmcv
 import numpy as np
-from mmengine.config import DictAction
 
 from mmcam.apis.boxam import (COMBINE_MODES, DEFAULT_TARGET_LAYERS, BoxAMInferencer,
                               BoxAMResult, LayerError, box_titles, expand_images)
 from mmcam.apis.model_loader import InputError, LoadedModel
 from mmcam.utils.io import atomic_path
-from mmcam.utils.cli import run_tool
+from mmcam.utils.cli import add_common_arguments, run_tool
 
 METHODS = ('gradcam', 'gradcam++', 'xgradcam', 'layercam', 'eigencam', 'ablationcam',
            'scorecam')
@@ -75,13 +74,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--save-cam', action='store_true',
                         help='also save the maps as float32 .npy on original-image pixels: '
                         '<name>.npy and, with --per-box, <name>_box<i>.npy')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default=None,
-                        help='override config settings, key=value; applied to the model that '
-                        'is built')
-    parser.add_argument('--allow-unsafe-checkpoint', action='store_true',
-                        help='load a checkpoint that holds arbitrary pickled objects (only for '
-                        'files you trust)')
-    parser.add_argument('--debug', action='store_true', help='show tracebacks of errors')
+    add_common_arguments(parser)
     return parser.parse_args(argv)
 
 

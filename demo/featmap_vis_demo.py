@@ -19,7 +19,6 @@ from typing import List, Optional, Sequence
 import mmcv
 import numpy as np
 import torch
-from mmengine.config import DictAction
 
 from mmcam.apis.cam_inferencer import expand_images
 from mmcam.apis.model_loader import InputError, LoadedModel, find_module
@@ -29,7 +28,7 @@ from mmcam.geometry import InputGeometry
 from mmcam.models.capture import capture_outputs
 from mmcam.utils.io import atomic_path
 from mmcam.visualization.featmap import check_arrangement, draw_levels, split_levels
-from mmcam.utils.cli import run_tool
+from mmcam.utils.cli import add_common_arguments, run_tool
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -65,13 +64,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         '(default: outputs/featmap_vis unless --show or --out-file)')
     parser.add_argument('--show', action='store_true', help='show each picture in a window')
     parser.add_argument('--device', default='cpu', help='device, e.g. cpu or cuda:0')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default=None,
-                        help='override config settings, key=value (e.g. '
-                        'model.test_cfg.score_thr=0.1); applied to the model that is built')
-    parser.add_argument('--allow-unsafe-checkpoint', action='store_true',
-                        help='load a checkpoint that holds arbitrary pickled objects (only for '
-                        'files you trust)')
-    parser.add_argument('--debug', action='store_true', help='show tracebacks of errors')
+    add_common_arguments(parser)
     return parser.parse_args(argv)
 
 

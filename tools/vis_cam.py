@@ -19,7 +19,6 @@ from typing import List, Optional
 
 import numpy as np
 
-from mmengine.config import DictAction
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -66,12 +65,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--alpha', type=float, default=0.5, help='overlay opacity of the map')
     parser.add_argument('--batch-size', type=int, default=4, help='images per forward pass')
     parser.add_argument('--device', default='cpu', help='cpu, cuda, cuda:1, ...')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value (e.g. '
-                        'model.backbone.img_size=112)')
-    parser.add_argument('--allow-unsafe-checkpoint', action='store_true',
-                        help='allow full pickle loading of the checkpoint (only files you trust)')
-    parser.add_argument('--debug', action='store_true', help='show tracebacks on errors')
+    from mmcam.utils.cli import add_common_arguments
+    add_common_arguments(parser)
     return parser.parse_args(argv)
 
 

@@ -12,6 +12,19 @@ from mmcam.utils.errors import InputError
 USER_ERRORS = (InputError, UnsafeCheckpointError, FileNotFoundError)
 
 
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every tool takes, with one meaning: config overrides, the unsafe-checkpoint
+    opt-in and tracebacks."""
+    from mmengine.config import DictAction
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default=None,
+                        help='override config settings, key=value (e.g. '
+                        'model.test_cfg.score_thr=0.1); applied to the model that is built')
+    parser.add_argument('--allow-unsafe-checkpoint', action='store_true',
+                        help='load a checkpoint that holds arbitrary pickled objects (only for '
+                        'files you trust: unpickling can run code)')
+    parser.add_argument('--debug', action='store_true', help='show tracebacks of errors')
+
+
 def run_tool(prog: str, run: Callable[[argparse.Namespace], int],
              args: argparse.Namespace) -> int:
     """Call ``run(args)``; turn an exception into one line on stderr and an exit status.
