@@ -20,10 +20,10 @@ import mmcv
 import numpy as np
 
 from mmcam.apis.boxam import (COMBINE_MODES, DEFAULT_TARGET_LAYERS, BoxAMInferencer,
-                              BoxAMResult, LayerError, box_titles, expand_images)
-from mmcam.apis.model_loader import InputError, LoadedModel
-from mmcam.utils.io import atomic_path
+                              BoxAMResult, LayerError, box_titles)
+from mmcam.apis.model_loader import InputError, LoadedModel, expand_images
 from mmcam.utils.cli import add_common_arguments, run_tool
+from mmcam.utils.io import atomic_path
 
 METHODS = ('gradcam', 'gradcam++', 'xgradcam', 'layercam', 'eigencam', 'ablationcam',
            'scorecam')

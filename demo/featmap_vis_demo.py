@@ -20,15 +20,15 @@ import mmcv
 import numpy as np
 import torch
 
-from mmcam.apis.cam_inferencer import expand_images
-from mmcam.apis.model_loader import InputError, LoadedModel, find_module
+from mmcam.apis.model_loader import InputError, LoadedModel, expand_images, find_module
 from mmcam.cams.layers import backbone_extra_tokens
 from mmcam.cams.reshape import TokenReshape, patch_grid_probe
 from mmcam.geometry import InputGeometry
 from mmcam.models.capture import capture_outputs
+from mmcam.utils.cli import add_common_arguments, run_tool
 from mmcam.utils.io import atomic_path
 from mmcam.visualization.featmap import check_arrangement, draw_levels, split_levels
-from mmcam.utils.cli import add_common_arguments, run_tool
+
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(

@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import track
 
     from mmcam.apis import CAMInferencer, SkippedImage
-    from mmcam.apis.cam_inferencer import expand_images
+    from mmcam.apis.model_loader import expand_images
     from mmcam.cams.methods import get_method
     # Information goes to stdout, errors alone to stderr; no wrapping or markup in paths.
     console = Console(highlight=False, soft_wrap=True, markup=False)

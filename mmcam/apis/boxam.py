@@ -23,8 +23,7 @@ from pytorch_grad_cam.ablation_layer import AblationLayer
 from pytorch_grad_cam.utils.image import scale_cam_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from mmcam.apis.model_loader import (ImageLike, InputError, LoadedModel, Sample,  # noqa: F401
-                                      expand_images, find_module)
+from mmcam.apis.model_loader import ImageLike, InputError, LoadedModel, Sample, find_module
 from mmcam.cams.methods import build_cam, get_method
 from mmcam.models.capture import capture_outputs
 from mmcam.models.detector import DetectorAdapter, Detections

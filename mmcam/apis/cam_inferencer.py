@@ -14,8 +14,6 @@ onto the original image) -> CAMVisualizer (overlay) -> tile_panels (one picture)
 """
 from __future__ import annotations
 
-import glob
-import os
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Union
@@ -28,8 +26,7 @@ from pytorch_grad_cam.utils.find_layers import replace_all_layer_type_recursive
 from pytorch_grad_cam.utils.image import deprocess_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from mmcam.apis.model_loader import (IMAGE_EXTENSIONS, InputError, LoadedModel, Sample,  # noqa: F401
-                                      expand_images)
+from mmcam.apis.model_loader import InputError, LoadedModel, Sample
 from mmcam.cams.layers import (backbone_extra_tokens, default_target_layer, preview_rows,
                                resolve_layers)
 from mmcam.cams.methods import (cam_session, get_method, needs_weight_graph,

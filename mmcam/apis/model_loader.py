@@ -17,7 +17,7 @@ from typing import List, Optional, Sequence, Union
 import mmcv
 import numpy as np
 import torch
-from mmengine.config import Config, ConfigDict
+from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.registry import init_default_scope
 from torch import nn
