@@ -121,3 +121,22 @@ def test_detector_checkpoint_finds_held_out_digits(name):
             found.append(bool(((ious[i] >= 0.5) & (labels == label)).any()))
     recall = float(np.mean(found))
     assert recall >= 0.8, f'{name}: recall@IoU0.5 {recall:.2f} on {len(found)} digits'
+
+
+def test_conv_stem_gives_the_vit_its_patch_grid():
+    """The demo ViT's convolutional stem keeps mmpretrain's patch grid, non-square inputs too."""
+    import torch
+    from mmengine.config import Config
+    from mmpretrain.registry import MODELS
+
+    from mmcam.models import ConvStem
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'demo', 'cls_vit.py'))  # imports the stem
+    model = MODELS.build(cfg.model).eval()
+    assert isinstance(model.backbone.patch_embed.projection, ConvStem)
+    assert model.backbone.patch_resolution == (8, 8)
+    for hw, grid in (((96, 96), (8, 8)), ((96, 128), (8, 11)), ((120, 72), (10, 6))):
+        tokens, out_hw = model.backbone.patch_embed(torch.zeros(1, 3, *hw))
+        assert tuple(out_hw) == grid and tokens.shape == (1, grid[0] * grid[1], 96)
+        assert model(torch.zeros(2, 3, *hw), mode='tensor').shape == (2, 10)
+    with pytest.raises(ValueError, match='factors 2 and 3'):
+        ConvStem(3, 96, kernel_size=10, stride=10)

@@ -2,6 +2,7 @@
 # 8 x 8 token grid on 96 x 96 inputs) for the digit scenes; trained from scratch.
 # Re-train: python tools/train_demo.py cls_vit
 _base_ = ['./_base_/cls_digits.py']
+custom_imports = dict(imports=['mmcam.models'], allow_failed_imports=False)
 
 model = dict(
     type='ImageClassifier',
@@ -10,9 +11,11 @@ model = dict(
         arch=dict(embed_dims=96, num_layers=4, num_heads=4, feedforward_channels=256),
         img_size=96,
         patch_size=12,
-        # Overlapping 16 x 16 patches at a stride of 12 (still an 8 x 8 token grid): an easier
-        # start for a transformer trained from scratch on a few thousand images.
-        patch_cfg=dict(kernel_size=16, stride=12, padding=2),
+        # A small convolutional stem (3 x 3 convolutions at strides 2-2-3, two per stride)
+        # instead of one 12 x 12 convolution makes the same 8 x 8 token grid.  With the single
+        # convolution this ViT sat at chance for 4 epochs on these scenes, where a digit covers a
+        # few of the 64 tokens (see mmcam/models/conv_stem.py).
+        patch_cfg=dict(conv_type='mmcam.ConvStem'),
         with_cls_token=True,
         out_type='cls_token',
         drop_rate=0.0,
@@ -27,6 +30,10 @@ model = dict(
         num_classes=10,
         in_channels=96,
         loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),
+        # PyTorch's default initialisation, not the head's zero init: with a zero head the
+        # backbone gets no gradient at first, and on 256 scenes the model was still at 13 %
+        # training accuracy after 120 steps (37 % with the default init).
+        init_cfg=None,
         topk=(1, )))
 
 max_epochs = 30
@@ -38,8 +45,8 @@ optim_wrapper = dict(
         custom_keys={'.cls_token': dict(decay_mult=0.0), '.pos_embed': dict(decay_mult=0.0)}),
     clip_grad=dict(max_norm=1.0))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=500),
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=250),
     dict(type='CosineAnnealingLR', T_max=max_epochs, by_epoch=True, begin=0, end=max_epochs,
          eta_min=1e-5),
 ]
-train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=6)
+train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=3)

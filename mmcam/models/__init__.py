@@ -1,4 +1,5 @@
 """Adapters: OpenMMLab models -> plain modules whose outputs are the scores to explain."""
 from .classifier import ClassifierLogits
+from .conv_stem import ConvStem
 
-__all__ = ['ClassifierLogits']
+__all__ = ['ClassifierLogits', 'ConvStem']
