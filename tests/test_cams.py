@@ -16,6 +16,7 @@ from _cam_models import (CLASSES, assert_valid_map, make_checkpoint, small_confi
 from mmcam.apis import CAMInferencer, InputError, LoadedModel
 from mmcam.cams import TokenReshape, get_method, method_names
 from mmcam.cams.localisation import localisation_hits, peak_in_box
+from mmcam.datasets.digit_scenes import DigitSceneGenerator
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -292,11 +293,12 @@ def test_smoothing_and_guided_backprop(small_cnn):
 
 
 # -- quality on the trained demo classifiers (skipped until they exist) ------------------
-#: (demo model, target layers). The demo ResNet sees 96 px inputs: its default layer (the last
-#: norm) is a 3 x 3 grid whose map can only peak at 9 points, 32 px apart, which misses a
-#: digit's tight box on 22% of held-out scenes however right the map is; layer3 (6 x 6, 16 px
-#: cells) can resolve a digit. The ViT's 8 x 8 tokens are fine at the default layer.
-DEMO = [('cls_resnet', ['backbone.layer3']), ('cls_vit', None)]
+#: (demo model, target layers). The demo ResNet's last stage is dilated, so on its 96 px input
+#: both its default layer (the last norm, before the residual sum) and the block output that
+#: the pooling reads (``backbone.layer4``, the layer of the Grad-CAM paper) are 6 x 6 grids;
+#: the block output is the one whose GradCAM points at the digit (96% vs 80% within 4 px).
+#: The ViT's 8 x 8 tokens are explained at its default layer.
+DEMO = [('cls_resnet', ['backbone.layer4']), ('cls_vit', None)]
 #: Pixels of tolerance around the ink-tight digit box: a quarter of a 16 px map cell.
 MARGIN = 4
 
@@ -310,28 +312,39 @@ def _demo(name):
     return str(cfg), str(ckpt)
 
 
-@pytest.mark.parametrize('name,layers', DEMO, ids=[d[0] for d in DEMO])
-def test_two_digit_scene_each_category_peaks_on_its_digit(name, layers):
+@pytest.mark.parametrize('name,layers', [
+    DEMO[0],
+    pytest.param(*DEMO[1], marks=pytest.mark.xfail(strict=True, reason=(
+        'measured on 40 held-out two-digit scenes (77 maps): the demo ViT\'s GradCAM peak is '
+        'nearer the digit of its category than the other digit for 70% of the maps')))],
+    ids=[d[0] for d in DEMO])
+def test_two_digit_scenes_each_category_map_follows_its_digit(name, layers):
+    """Two digits of different classes: the map of each category points at that digit."""
     cfg, ckpt = _demo(name)
-    image, ann = REPO / 'demo' / 'two_digits.png', REPO / 'demo' / 'two_digits.json'
-    if not (image.is_file() and ann.is_file()):
-        pytest.skip('demo/two_digits.png and its .json are not there yet')
-    ann = json.loads(ann.read_text())
     inferencer = CAMInferencer(cfg, ckpt, target_layers=layers)
-    res = inferencer(str(image), methods=['GradCAM'], target_category=list(ann['labels']))[0]
-    assert [m.category for m in res.maps] == list(ann['labels'])
-    for m, box in zip(res.maps, ann['boxes']):
-        other = [b for b in ann['boxes'] if b is not box][0]
-        assert peak_in_box(m.cam, box, MARGIN), (m.category, np.unravel_index(
-            m.cam.argmax(), m.cam.shape), box)
-        assert not peak_in_box(m.cam, other, MARGIN)
+    gen = DigitSceneGenerator('test', seed=3)
+    nearer, in_box, total = 0, 0, 0
+    for _ in range(20):
+        scene = gen.two_digit_scene(128)
+        labels = [int(c) for c in scene.labels]
+        res = inferencer(np.ascontiguousarray(scene.image[..., ::-1]), methods=['GradCAM'],
+                         target_category=labels)[0]
+        assert [m.category for m in res.maps] == labels
+        for m, box, other in zip(res.maps, scene.boxes, scene.boxes[::-1]):
+            y, x = np.unravel_index(m.cam.argmax(), m.cam.shape)
+            dist = [np.hypot(x - (b[0] + b[2]) / 2, y - (b[1] + b[3]) / 2) for b in (box, other)]
+            nearer += dist[0] < dist[1]
+            in_box += peak_in_box(m.cam, box, MARGIN)
+            total += 1
+    print(f'{name}: peak nearer its own digit {nearer}/{total}, within {MARGIN} px of its box '
+          f'{in_box}/{total}')
+    assert nearer / total >= 0.9, (
+        f'{name}: the GradCAM map of a category peaks nearer that category\'s digit than the '
+        f'other digit for only {nearer}/{total} maps; expected at least 90%')
 
 
 @pytest.mark.parametrize('name,layers', [
-    pytest.param(*DEMO[0], marks=pytest.mark.xfail(strict=True, reason=(
-        'the issue asks for 90%; the shipped demo ResNet (93.2% top-1) reaches 37/50 (74%) '
-        'within 4 px with GradCAM at layer3 (GradCAM++ 98%, LayerCAM 94%: '
-        'docs/en/vis_cam.md)'))),
+    DEMO[0],
     pytest.param(*DEMO[1], marks=pytest.mark.xfail(strict=True, reason=(
         'the issue asks for 90%; the shipped demo ViT (95.4% top-1) reaches 37/50 (74%) within '
         '4 px with GradCAM at its default layer (HiResCAM 82%, LayerCAM 80%: '
@@ -347,4 +360,4 @@ def test_held_out_digit_scenes_peak_inside_the_digit(name, layers):
         f'GradCAM peaks within {MARGIN} px of the digit on only {loose}/{total} held-out '
         f'scenes with {name} (the demo model may be under-trained: see '
         f'demo/checkpoints/{name}.json); expected at least 90%')
-    assert strict / total >= 0.6  # the tolerance only forgives near misses
+    assert strict / total >= 0.8  # the tolerance only forgives near misses
