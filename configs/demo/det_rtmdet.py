@@ -1,9 +1,10 @@
-# RTMDet-tiny depth with a narrower width (deepen 0.167, widen 0.25 instead of tiny's 0.375,
-# about half the FLOPs, for CPU time) for the digit scenes, 160 x 160 input, trained from scratch.
+# RTMDet with the other demo detectors' sizes (deepen 0.33, widen 0.25) for the digit scenes,
+# 160 x 160 input, trained from scratch, with random affine warps: without them RTMDet memorised
+# the training scenes (val mAP@0.5 0.71 after 48 of 64 epochs, training cls loss 0.04).
 # Re-train: python tools/train_demo.py det_rtmdet
 _base_ = ['./_base_/det_digits.py']
 
-deepen_factor = 0.167
+deepen_factor = 0.33
 widen_factor = 0.25
 strides = [8, 16, 32]
 norm_cfg = dict(type='BN')
@@ -41,7 +42,7 @@ model = dict(
         debug=False),
     test_cfg=_base_.model_test_cfg)
 
-max_epochs = 32
+max_epochs = 60
 base_lr = 0.002
 optim_wrapper = dict(
     type='OptimWrapper',
@@ -52,4 +53,5 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', eta_min=base_lr * 0.05, begin=0, end=max_epochs,
          T_max=max_epochs, by_epoch=True, convert_to_iter_based=True),
 ]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=8)
+train_dataloader = dict(dataset=dict(pipeline=_base_.train_pipeline_affine))
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=10)

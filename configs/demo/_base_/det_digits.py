@@ -19,6 +19,14 @@ train_pipeline = [
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
                     'pad_param')),
 ]
+# The same plus small random affine warps (scale, shift, rotation, shear), for the heads that
+# memorised the 800 training scenes without them (RTMDet: training classification loss 0.04
+# while its val mAP@0.5 stayed at 0.71).
+train_pipeline_affine = train_pipeline[:4] + [
+    dict(type='YOLOv5RandomAffine', max_rotate_degree=8.0, max_translate_ratio=0.1,
+         scaling_ratio_range=(0.75, 1.25), max_shear_degree=5.0, border_val=(114, 114, 114),
+         min_area_ratio=0.3),
+] + train_pipeline[4:]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='YOLOv5KeepRatioResize', scale=img_scale),
