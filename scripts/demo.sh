@@ -9,16 +9,16 @@ OUT=${OUT:-$REPO/outputs/demo}
 cd "$REPO"
 mkdir -p "$OUT"
 
-echo "[mmcam demo] class activation maps of the demo CNN: one row per digit in the scene (layer3: a 6x6 grid on the 96 px input)"
+echo "[mmcam demo] class activation maps of the demo CNN: one row per digit in the scene (layer4: a 6x6 grid on the 96 px input)"
 "$PY" tools/vis_cam.py demo/two_digits.png configs/demo/cls_resnet.py demo/checkpoints/cls_resnet.pth \
-  --target-layers backbone.layer3 --method GradCAM GradCAM++ EigenCAM LayerCAM --target-category $("$PY" -c \
+  --target-layers backbone.layer4 --method GradCAM GradCAM++ EigenCAM LayerCAM --target-category $("$PY" -c \
   "import json; print(*json.load(open('demo/two_digits.json'))['labels'])") \
   --save-path "$OUT/cam_two_digits.png"
 
 if [[ -f demo/checkpoints/cls_vit.pth ]]; then
   echo "[mmcam demo] the same for the demo ViT (class token; default layer: the last block's ln1)"
   "$PY" tools/vis_cam.py demo/digit.png configs/demo/cls_vit.py demo/checkpoints/cls_vit.pth \
-    --method GradCAM EigenCAM --save-path "$OUT/cam_vit_digit.png"
+    --method GradCAM LayerCAM --save-path "$OUT/cam_vit_digit.png"
 fi
 
 for det in yolov5 rtmdet yolox yolov6; do

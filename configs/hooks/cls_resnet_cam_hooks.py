@@ -8,7 +8,7 @@ custom_imports = dict(imports=['mmcam'], allow_failed_imports=False)
 custom_hooks = [
     dict(type='mmcam.CAMVisualizationHook', phases=['val', 'test'],
          methods=['GradCAM', 'EigenCAM'], category='gt', interval=1, max_samples=8,
-         target_layers=['backbone.layer3']),  # 6x6 on the 96 px input; the default is 3x3
+         target_layers=['backbone.layer4']),  # the last block's output: 6x6 on the 96 px input
     dict(type='mmcam.FeatMapVisualizationHook', phases=['test'], target_layers=['backbone'],
          channel_reduction=None, topk=4, arrangement=(1, 4), max_samples=4),
 ]
