@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Make the pictures of docs/{en,zh_cn}/boxam_vis.md with demo/boxam_vis_demo.py itself, from the
+# trained demo detectors (demo/checkpoints/det_*.pth) and the demo images.
+#   PYTHON=/root/.cache/mmcam/venv/bin/python bash docs/_static/boxam/make_pictures.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../../.."
+PY=${PYTHON:-python}
+OUT=docs/_static/boxam
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+for family in yolov5 yolov6 yolox rtmdet; do
+  ckpt=demo/checkpoints/det_$family.pth
+  [[ -f $ckpt ]] || { echo "$ckpt is missing: $family pictures left out"; continue; }
+  for method in gradcam layercam; do
+    "$PY" demo/boxam_vis_demo.py demo/digits_det.png configs/demo/det_$family.py "$ckpt" \
+      --method $method --per-box --out-dir "$TMP/$family-$method"
+    cp "$TMP/$family-$method/digits_det.png" "$OUT/${family}_${method}.png"
+    cp "$TMP/$family-$method/digits_det_per_box.png" "$OUT/${family}_${method}_per_box.png"
+  done
+done
+# 256-colour palettes keep the pictures small enough for the repository.
+"$PY" - "$OUT" <<'PY'
+import glob, sys
+from PIL import Image
+for path in glob.glob(f'{sys.argv[1]}/*.png'):
+    Image.open(path).convert('RGB').quantize(256).save(path, optimize=True)
+PY
+echo "pictures written to $OUT"
