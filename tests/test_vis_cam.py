@@ -179,3 +179,20 @@ def test_checkpoint_of_another_model_is_refused(tool, capsys, resnet, deit, tmp_
     assert code != 0
     assert err.strip().splitlines()[-1].startswith('vis_cam: error: No weight in checkpoint')
     assert not (tmp_path / 'o.png').exists()
+
+
+def test_a_map_that_is_zero_everywhere_is_explained(tool, capsys, tmp_path):
+    """Demo ViT (class token): after its last attention block only the class token reaches the
+    head, so the patch-token map there is blank, and the tool says why instead of leaving a
+    blank picture unexplained; at the default layer it has nothing to say."""
+    cfg, ckpt = REPO / 'configs' / 'demo' / 'cls_vit.py', REPO / 'demo' / 'checkpoints' / \
+        'cls_vit.pth'
+    img = REPO / 'demo' / 'digit.png'
+    code, out, err = _run(tool, capsys, img, cfg, ckpt, '--target-layers',
+                          'backbone.layers[-1].ln2', '--save-path', tmp_path / 'blank.npy')
+    assert code == 0, err
+    assert not np.load(tmp_path / 'blank.npy').any()
+    assert 'map(s) are zero everywhere' in out and '--target-layers' in out
+    code, out, err = _run(tool, capsys, img, cfg, ckpt, '--save-path', tmp_path / 'ok.npy')
+    assert code == 0, err
+    assert np.load(tmp_path / 'ok.npy').max() > 0 and 'zero everywhere' not in out

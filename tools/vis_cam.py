@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
                              eigen_smooth=args.eigen_smooth, aug_smooth=args.aug_smooth,
                              guided=args.guided, batch_size=args.batch_size,
                              skip_errors=len(paths) > 1)  # one image: its error is the error
-    written, skipped, reported_grid = [], [], False
+    written, skipped, reported_grid, empty = [], [], False, []
     for result in track(results, total=len(paths), description='CAM',
                         console=Console(stderr=True), disable=len(paths) == 1):
         if isinstance(result, SkippedImage):
@@ -185,6 +185,8 @@ def run(args: argparse.Namespace) -> int:
             continue
         out = outputs[result.path]
         picture = None
+        empty += [f'{m.method} for {m.class_name} in {os.path.basename(result.path)}'
+                  for m in result.maps if not m.cam_input.any()]
         if out is None or not out.lower().endswith('.npy'):
             picture = inferencer.draw(result, show_input=args.show_input, alpha=args.alpha)
         if out is None:
@@ -207,6 +209,12 @@ def run(args: argparse.Namespace) -> int:
                   f'written, {len(skipped)} skipped')
     for s in skipped:
         console.print(f'  skipped {s.path}: {s.reason}')
+    if empty:  # an honest blank picture still needs saying why it is blank
+        console.print(f'note: {len(empty)} map(s) are zero everywhere (first: {empty[0]}): no '
+                      f'position of {", ".join(inferencer.target_layer_names)} raises that score '
+                      '(after the last attention block of a class-token ViT, for instance, only '
+                      'the class token reaches the head). Try an earlier --target-layers '
+                      '(--preview-model lists them) or another method.')
     if written:
         console.print(f'output: {os.path.dirname(os.path.abspath(written[0]))}')
     return 1 if skipped and len(skipped) == len(paths) else 0
