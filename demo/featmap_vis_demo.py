@@ -18,16 +18,13 @@ from typing import List, Optional, Sequence
 
 import mmcv
 import numpy as np
-import torch
 
+from mmcam.apis.featmap import featmap_levels
 from mmcam.apis.model_loader import InputError, LoadedModel, expand_images, find_module
-from mmcam.cams.layers import backbone_extra_tokens
-from mmcam.cams.reshape import TokenReshape, patch_grid_probe
 from mmcam.geometry import InputGeometry
-from mmcam.models.capture import capture_outputs
 from mmcam.utils.cli import add_common_arguments, run_tool
 from mmcam.utils.io import atomic_path
-from mmcam.visualization.featmap import check_arrangement, draw_levels, split_levels
+from mmcam.visualization.featmap import check_arrangement, draw_levels
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -120,26 +117,13 @@ def detections(result, score_thr: float, classes: Sequence[str]):
     return boxes, labels
 
 
-def draw_one(loaded: LoadedModel, modules: dict, args: argparse.Namespace,
-             image: str) -> np.ndarray:
+def draw_one(loaded: LoadedModel, args: argparse.Namespace, image: str) -> np.ndarray:
     """Run one image through the model and draw the target layers' maps."""
     sample = loaded.prepare([image])[0]
-    backbone = getattr(loaded.model, 'backbone', loaded.model)
-    # Transformer blocks output tokens; the patch grid the backbone reports lays them out.
-    grids = {name: TokenReshape(name, backbone_extra=backbone_extra_tokens(backbone))
-             for name in modules}
-    with capture_outputs(modules) as outputs, torch.no_grad(), \
-            patch_grid_probe(backbone, list(grids.values()), sample.inputs.shape[-2:]):
-        results = loaded.model.predict(sample.inputs, [sample.data_sample])
-    levels = []
-    for name in modules:
-        if name not in outputs:
-            raise OptionError(f'Layer {name!r} did not run during the forward pass; choose a '
-                              'layer on the prediction path (see --preview-model).')
-        try:
-            levels += split_levels(name, outputs[name], tokens_to_grid=grids[name])
-        except ValueError as err:
-            raise OptionError(str(err)) from None
+    try:
+        levels, results = featmap_levels(loaded, sample, args.target_layers)
+    except InputError as err:  # a layer that cannot be drawn stops the run, for every image
+        raise OptionError(str(err)) from None
 
     boxes = labels = None
     if args.score_thr is not None:
@@ -179,7 +163,8 @@ def run(args: argparse.Namespace) -> int:
     if args.score_thr is not None and loaded.task != 'detection':
         raise InputError('--score-thr draws detections, but the config builds a classifier; '
                          'leave --score-thr out.')
-    modules = {name: find_module(loaded.model, name) for name in args.target_layers}
+    for name in args.target_layers:  # an unknown layer stops the run before any image
+        find_module(loaded.model, name)
 
     from rich.console import Console
     from rich.progress import track
@@ -196,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter('always')
-                drawn = draw_one(loaded, modules, args, image)
+                drawn = draw_one(loaded, args, image)
             for w in caught:
                 notes.setdefault(str(w.message), image)
         except OptionError:

@@ -130,6 +130,28 @@ def test_featmap_hook_draws_pyramid_levels_of_a_classifier(tmp_path, tiny_classi
     assert cv2.imread(str(pictures[0])).std() > 0
 
 
+def test_featmap_hook_lays_out_vit_tokens(tmp_path, repo_root):
+    """The trained demo ViT in a Runner test loop: its blocks output (B, 65, C) tokens, which the
+    hook lays out on the 8 x 8 patch grid (the class token left out), as the CLI does."""
+    from mmcam.datasets.digit_scenes import write_classification
+    write_classification(str(tmp_path / 'data'), 'test', 4, seed=5)
+    cfg = Config.fromfile(str(repo_root / 'configs' / 'demo' / 'cls_vit.py'))
+    cfg.work_dir = str(tmp_path / 'work')
+    cfg.load_from = str(repo_root / 'demo' / 'checkpoints' / 'cls_vit.pth')
+    cfg.test_dataloader.dataset.data_root = str(tmp_path / 'data')
+    cfg.test_dataloader.update(num_workers=0, persistent_workers=False, batch_size=2)
+    cfg.visualizer.name = f'visualizer_{tmp_path}'
+    cfg.log_level = 'WARNING'
+    cfg.custom_imports = dict(imports=['mmcam', 'mmcam.models'], allow_failed_imports=False)
+    cfg.custom_hooks = [dict(type='mmcam.FeatMapVisualizationHook', phases=['test'],
+                             target_layers=['backbone.layers.1'],
+                             channel_reduction='squeeze_mean', max_samples=2)]
+    Runner.from_cfg(cfg).test()
+    pictures = _pictures(tmp_path / 'work')
+    assert len(pictures) == 2 and all('featmap_test' in p.name for p in pictures), pictures
+    assert cv2.imread(str(pictures[0])).std() > 0
+
+
 def _mmpretrain_tool(name: str) -> str:
     import mmpretrain
     return str(Path(mmpretrain.__file__).parent / '.mim' / 'tools' / name)

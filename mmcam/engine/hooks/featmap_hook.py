@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from typing import List, Optional, Sequence, Tuple, Union
 
-import torch
-
 from mmcam.engine.hooks.base import ExplainHook, Picture
 from mmcam.registry import HOOKS
 
@@ -47,18 +45,14 @@ class FeatMapVisualizationHook(ExplainHook):
                                                                tuple(arrangement))
 
     def explain(self, model, data_batch, outputs, indices, runner) -> List[Picture]:
-        from mmcam.apis.model_loader import LoadedModel, find_module
-        from mmcam.models.capture import capture_outputs
-        from mmcam.visualization.featmap import draw_levels, split_levels
+        from mmcam.apis.featmap import featmap_levels
+        from mmcam.apis.model_loader import LoadedModel
+        from mmcam.visualization.featmap import draw_levels
 
         loaded = LoadedModel.from_model(model, runner.cfg.get('default_scope', 'mmpretrain'))
-        modules = {name: find_module(model, name) for name in self.target_layers}
         pictures = []
         for sample in loaded.samples_from_batch(data_batch, indices):
-            with capture_outputs(modules) as captured, torch.no_grad():
-                model(sample.inputs, mode='tensor')
-            levels = [level for name in self.target_layers
-                      for level in split_levels(name, captured[name])]
+            levels, _ = featmap_levels(loaded, sample, self.target_layers)
             picture = draw_levels(levels, sample.image, self.channel_reduction, self.topk,
                                   self.arrangement, alpha=self.alpha, geometry=sample.geometry)
             index = sample.data_sample.metainfo.get('sample_idx', len(pictures))
