@@ -42,16 +42,14 @@ model = dict(
         debug=False),
     test_cfg=_base_.model_test_cfg)
 
+# The shared recipe (_base_/det_digits.py) for 60 epochs instead of 48.
 max_epochs = 60
-base_lr = 0.002
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=base_lr, weight_decay=0.05),
-    paramwise_cfg=dict(norm_decay_mult=0, bias_decay_mult=0, bypass_duplicate=True))
+base_lr = _base_.base_lr
+optim_wrapper = dict(paramwise_cfg=dict(bypass_duplicate=True))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=150),
     dict(type='CosineAnnealingLR', eta_min=base_lr * 0.05, begin=0, end=max_epochs,
          T_max=max_epochs, by_epoch=True, convert_to_iter_based=True),
 ]
 train_dataloader = dict(dataset=dict(pipeline=_base_.train_pipeline_affine))
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=10)
+train_cfg = dict(max_epochs=max_epochs, val_interval=10)

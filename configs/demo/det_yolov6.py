@@ -36,17 +36,4 @@ model = dict(
                       beta=6)),
     test_cfg=_base_.model_test_cfg)
 
-# AdamW rather than YOLOv6's SGD recipe (see det_yolov5.py: SGD learnt far too slowly here).
-max_epochs = 48
-base_lr = 0.002
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=base_lr, weight_decay=0.05),
-    paramwise_cfg=dict(norm_decay_mult=0, bias_decay_mult=0))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=150),
-    dict(type='CosineAnnealingLR', eta_min=base_lr * 0.05, begin=0, end=max_epochs,
-         T_max=max_epochs, by_epoch=True, convert_to_iter_based=True),
-]
 train_dataloader = dict(dataset=dict(pipeline=_base_.train_pipeline_affine))
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=8)

@@ -39,16 +39,3 @@ model = dict(
         assigner=dict(type='mmdet.SimOTAAssigner', center_radius=2.5,
                       iou_calculator=dict(type='mmdet.BboxOverlaps2D'))),
     test_cfg=_base_.model_test_cfg)
-
-max_epochs = 48
-base_lr = 0.002
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=base_lr, weight_decay=0.05),
-    paramwise_cfg=dict(norm_decay_mult=0, bias_decay_mult=0))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=150),
-    dict(type='CosineAnnealingLR', eta_min=base_lr * 0.05, begin=0, end=max_epochs,
-         T_max=max_epochs, by_epoch=True, convert_to_iter_based=True),
-]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=8)

@@ -82,6 +82,22 @@ test_dataloader = dict(
 val_evaluator = dict(type='mmdet.CocoMetric', ann_file=data_root + 'val.json', metric='bbox')
 test_evaluator = dict(type='mmdet.CocoMetric', ann_file=data_root + 'test.json', metric='bbox')
 
+# The training recipe of every demo detector (RTMDet trains longer): AdamW rather than the
+# YOLO families' SGD recipes, which learnt far too slowly from scratch here (YOLOv5: 0.18 val
+# mAP@0.5 after 8 of 24 epochs, its classification loss barely moving).
+max_epochs = 48
+base_lr = 0.002
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=base_lr, weight_decay=0.05),
+    paramwise_cfg=dict(norm_decay_mult=0, bias_decay_mult=0))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=150),
+    dict(type='CosineAnnealingLR', eta_min=base_lr * 0.05, begin=0, end=max_epochs,
+         T_max=max_epochs, by_epoch=True, convert_to_iter_based=True),
+]
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=8)
+
 model_test_cfg = dict(
     multi_label=True,
     nms_pre=1000,
