@@ -37,48 +37,24 @@ test_pipeline = [
                     'pad_param')),
 ]
 
-train_dataloader = dict(
-    batch_size=16,
-    num_workers=1,
-    persistent_workers=True,
-    collate_fn=dict(type='yolov5_collate'),
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(
-        type='YOLOv5CocoDataset',
-        data_root=data_root,
-        metainfo=metainfo,
-        ann_file='train.json',
-        data_prefix=dict(img=''),
-        filter_cfg=dict(filter_empty_gt=True, min_size=4),
-        pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=16,
-    num_workers=1,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type='YOLOv5CocoDataset',
-        data_root=data_root,
-        metainfo=metainfo,
-        ann_file='val.json',
-        data_prefix=dict(img=''),
-        test_mode=True,
-        pipeline=test_pipeline))
-test_dataloader = dict(
-    batch_size=16,
-    num_workers=1,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type='YOLOv5CocoDataset',
-        data_root=data_root,
-        metainfo=metainfo,
-        ann_file='test.json',
-        data_prefix=dict(img=''),
-        test_mode=True,
-        pipeline=test_pipeline))
+
+def _loader(split, pipeline, training):
+    dataset = dict(type='YOLOv5CocoDataset', data_root=data_root, metainfo=metainfo,
+                   ann_file=f'{split}.json', data_prefix=dict(img=''), pipeline=pipeline)
+    loader = dict(batch_size=16, num_workers=1, persistent_workers=True,
+                  sampler=dict(type='DefaultSampler', shuffle=training), dataset=dataset)
+    if training:
+        dataset.update(filter_cfg=dict(filter_empty_gt=True, min_size=4))
+        loader.update(collate_fn=dict(type='yolov5_collate'))
+    else:
+        dataset.update(test_mode=True)
+        loader.update(drop_last=False)
+    return loader
+
+
+train_dataloader = _loader('train', train_pipeline, True)
+val_dataloader = _loader('val', test_pipeline, False)
+test_dataloader = _loader('test', test_pipeline, False)
 val_evaluator = dict(type='mmdet.CocoMetric', ann_file=data_root + 'val.json', metric='bbox')
 test_evaluator = dict(type='mmdet.CocoMetric', ann_file=data_root + 'test.json', metric='bbox')
 
