@@ -204,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    return run_tool('boxam_vis_demo', run, parse_args(argv))
+    return run_tool('boxam_vis_demo', run, parse_args, argv)
 
 
 if __name__ == '__main__':

@@ -103,6 +103,7 @@ def test_folder_run_skips_a_bad_file(tool, capsys, resnet, tmp_path):
     for i, (h, w) in enumerate([(80, 120), (120, 80), (64, 64)]):
         write_photo(src / ('sub' if i == 2 else '') / f'img{i}.png', h, w, x0=30 * i)
     (src / 'broken.png').write_bytes(b'not a png at all')
+    (src / 'empty.png').write_bytes(b'')
     out = tmp_path / 'out'
     code, text, err = _run(tool, capsys, src, cfg, ckpt, '--out-dir', out, '--save-cam',
                            '--batch-size', '2')
@@ -110,7 +111,7 @@ def test_folder_run_skips_a_bad_file(tool, capsys, resnet, tmp_path):
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob('*.png')) == [
         'img0.png', 'img1.png', 'sub/img2.png']
     assert np.load(out / 'sub' / 'img2.npy').shape == (64, 64)
-    assert '1 skipped' in text and 'broken.png' in text
+    assert '2 skipped' in text and 'broken.png' in text and 'empty.png' in text
     # A glob selects the same way.
     code, _, err = _run(tool, capsys, str(src / '*.png'), cfg, ckpt, '--out-dir',
                         tmp_path / 'glob')
@@ -143,6 +144,11 @@ def test_preview_model_lists_layers_with_shapes(tool, capsys, resnet, tmp_path):
     ('category', ['--target-category', '10'], 'out of range'),
     ('tokens', ['--num-extra-tokens', '0'], '--num-extra-tokens 0'),
     ('image', [], 'not an image'),
+    ('empty', [], 'is empty (0 bytes)'),
+    ('cfg-options', ['--cfg-options', "test_dataloader.dataset.pipeline=[dict(type='A',"
+                     "b=1)]"], 'the options could not be parsed'),
+    ('cfg-dict', ['--cfg-options', "test_dataloader.dataset.pipeline=[dict(type='A')]"],
+     'a dict(...) value is read as a string'),
 ])
 def test_errors_are_one_line_and_non_zero(tool, capsys, resnet, deit, tmp_path, case, extra,
                                           expected):
@@ -150,10 +156,12 @@ def test_errors_are_one_line_and_non_zero(tool, capsys, resnet, deit, tmp_path, 
     img = tmp_path / 'x.png'
     if case == 'image':
         img.write_bytes(b'\x89PNG broken')
+    elif case == 'empty':  # OpenCV asserts on 0 bytes instead of returning None
+        img.write_bytes(b'')
     else:
         write_photo(img, 64, 64)
     code, _, err = _run(tool, capsys, img, cfg, ckpt, '--save-path', tmp_path / 'o.png', *extra)
-    assert code != 0
+    assert code == 2  # a user error, as argparse reports its own
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith('vis_cam: error:'), err
     assert expected in lines[0]

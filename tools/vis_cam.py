@@ -142,7 +142,7 @@ def _save(result, picture: Optional[np.ndarray], out: str, save_cam: bool) -> Li
 
 def main(argv: Optional[List[str]] = None) -> int:
     from mmcam.utils.cli import run_tool
-    return run_tool('vis_cam', run, parse_args(argv))
+    return run_tool('vis_cam', run, parse_args, argv)
 
 
 def run(args: argparse.Namespace) -> int:

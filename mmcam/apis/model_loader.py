@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Union
 
+import cv2
 import mmcv
 import numpy as np
 import torch
@@ -58,7 +59,13 @@ def read_image(image: ImageLike) -> np.ndarray:
         if not os.path.isfile(image):
             raise InputError(f'Image {image!r} does not exist. Expected an image file, a folder '
                              'or a glob pattern; check the path.')
-        img = mmcv.imread(image, flag='unchanged')
+        try:
+            img = mmcv.imread(image, flag='unchanged')
+        except (OSError, cv2.error) as err:  # unreadable, or empty: OpenCV asserts on 0 bytes
+            reason = 'is empty (0 bytes)' if os.path.getsize(image) == 0 else \
+                f'cannot be read ({type(err).__name__}: {str(err).strip().splitlines()[-1]})'
+            raise InputError(f'Image {image!r} {reason}. Expected a readable image file; '
+                             'check the file or leave it out.') from None
         if img is None:
             raise InputError(f'{image!r} is not an image OpenCV can read. Expected a PNG, JPEG, '
                              'BMP, TIFF or WebP file; convert it or leave it out.')
@@ -88,6 +95,12 @@ def _build_config(config: Union[str, Config], cfg_options: Optional[dict]) -> Co
     else:
         config = copy.deepcopy(config)
     if cfg_options:
+        for key, value in cfg_options.items():
+            values = value if isinstance(value, (list, tuple)) else [value]
+            if any(isinstance(v, str) and v.replace(' ', '').startswith('dict(') for v in values):
+                raise InputError(f'--cfg-options {key}: a dict(...) value is read as a string. '
+                                 'Expected numbers, strings, [lists] or (tuples); set a dict '
+                                 'field by field (key.field=value) or edit the config file.')
         config.merge_from_dict(cfg_options)
     return config
 

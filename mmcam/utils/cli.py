@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable
+from typing import Callable, Optional, Sequence
 
 from mmcam.utils.checkpoint import UnsafeCheckpointError
 from mmcam.utils.errors import InputError
@@ -26,12 +26,25 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_tool(prog: str, run: Callable[[argparse.Namespace], int],
-             args: argparse.Namespace) -> int:
-    """Call ``run(args)``; turn an exception into one line on stderr and an exit status.
+             parse_args: Callable[[Sequence[str]], argparse.Namespace],
+             argv: Optional[Sequence[str]] = None) -> int:
+    """Parse ``argv`` and call ``run(args)``; turn an exception into one line on stderr and an
+    exit status.
 
     Exit status: what ``run`` returns; 2 for a user error (bad input or option, as argparse
     does), 1 for anything else, 130 on Ctrl-C. ``--debug`` lets the traceback through.
     """
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    try:
+        args = parse_args(argv)
+    except Exception as err:  # noqa: BLE001 - argparse itself exits; this is --cfg-options
+        if '--debug' in argv:
+            raise
+        print(f'{prog}: error: the options could not be parsed ({_first_line(err)}); expected '
+              '--cfg-options key=value pairs whose values are numbers, strings, [lists] or '
+              '(tuples), e.g. model.test_cfg.score_thr=0.1 (set a dict field by field: '
+              'key.field=value).', file=sys.stderr)
+        return 2
     try:
         return run(args)
     except KeyboardInterrupt:
@@ -40,11 +53,16 @@ def run_tool(prog: str, run: Callable[[argparse.Namespace], int],
     except Exception as err:  # noqa: BLE001 - one line for users, traceback with --debug
         if getattr(args, 'debug', False):
             raise
-        text = str(err).strip()
-        message = text.splitlines()[0] if text else type(err).__name__
         if isinstance(err, USER_ERRORS):
-            print(f'{prog}: error: {message}', file=sys.stderr)
+            text = str(err).strip()
+            print(f'{prog}: error: {text.splitlines()[0] if text else type(err).__name__}',
+                  file=sys.stderr)
             return 2
-        print(f'{prog}: error: {type(err).__name__}: {message} (run with --debug for the '
-              'traceback)', file=sys.stderr)
+        print(f'{prog}: error: {_first_line(err)} (run with --debug for the traceback)',
+              file=sys.stderr)
         return 1
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return f'{type(err).__name__}: {text.splitlines()[0]}' if text else type(err).__name__
