@@ -243,10 +243,16 @@ def test_vit_non_square_input_uses_the_patch_grid(mmpretrain_configs, tmp_path):
     wrong = CAMInferencer(cfg, ckpt, num_extra_tokens=1)
     with pytest.raises(InputError, match='--num-extra-tokens 2'):
         wrong(write_photo(tmp_path / 'w2.png', 120, 200))
-    # A method that cannot run on this model (torch has no double backward for CPU
-    # attention) fails with one line, and no hook is left on the model after either error.
-    with pytest.raises(InputError, match='ShapleyCAM failed') as err:
-        inferencer(write_photo(tmp_path / 'w3.png', 120, 200), methods=['ShapleyCAM'])
+    # ShapleyCAM takes a second derivative through the attention and keeps the raw tokens:
+    # grad-cam's own class fails on both counts (no double backward for fused CPU attention,
+    # "Invalid activation shape" for tokens); mmcam's gives a map.
+    shapley = inferencer(write_photo(tmp_path / 'w3.png', 120, 200), methods=['ShapleyCAM'])
+    assert_valid_map(shapley[0].maps[0].cam, (120, 200))
+    # An option a method cannot take fails with one line inside the CAM session, and no hook
+    # is left on the model after either error.
+    with pytest.raises(InputError, match='--aug-smooth is not supported by SESS') as err:
+        inferencer(write_photo(tmp_path / 'w4.png', 120, 200), methods=['SESS'],
+                   aug_smooth=True)
     assert '\n' not in str(err.value)
     for model in (wrong.classifier, inferencer.classifier):
         assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
@@ -361,3 +367,31 @@ def test_held_out_digit_scenes_peak_inside_the_digit(name, layers):
         f'scenes with {name} (the demo model may be under-trained: see '
         f'demo/checkpoints/{name}.json); expected at least 90%')
     assert strict / total >= 0.8  # the tolerance only forgives near misses
+
+
+def test_shapleycam_on_feature_maps_equals_grad_cams(small_cnn):
+    """mmcam's ShapleyCAM only changes what happens to tokens: on (B, C, H, W) maps its map is
+    grad-cam's own."""
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    inferencer, image = small_cnn
+    ours = inferencer(image, methods=['ShapleyCAM'])[0].maps[0].cam_input
+    sample = inferencer.loaded.prepare([image])[0]
+    x = sample.inputs.detach().requires_grad_(True)
+    target = [ClassifierOutputTarget(inferencer(image)[0].pred_label)]
+    cam = pytorch_grad_cam.ShapleyCAM(inferencer.model, inferencer.target_layers)
+    try:
+        theirs = cam(input_tensor=x, targets=target)[0]
+    finally:
+        cam.activations_and_grads.release()
+    np.testing.assert_allclose(ours, np.clip(theirs, 0, 1), atol=1e-5)
+
+
+def test_token_count_is_not_forced_onto_a_smaller_grid():
+    """50 tokens where the patch grid is 8 x 8 (plus one class token) are not "34 extra tokens
+    and a 4 x 4 grid": the user is asked for the count instead."""
+    t = TokenReshape('layer', backbone_extra=1)
+    t.input_hw, t.patch_hw = (96, 96), (8, 8)
+    assert t.token_layout(65) == (1, (8, 8))
+    assert t.token_layout(16) == (0, (4, 4))  # a halved stage, as in Swin
+    with pytest.raises(InputError, match='pass --num-extra-tokens'):
+        t.token_layout(50)

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import inspect
 import re
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 import pytorch_grad_cam
 from pytorch_grad_cam.base_cam import BaseCAM
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from mmcam.cams.shapley import ShapleyCAM
 from mmcam.utils.errors import InputError
 
 #: Other spellings users know from papers and from mmpretrain's tool.
@@ -52,6 +54,7 @@ def _discover() -> Dict[str, type]:
 
 
 _METHODS: Dict[str, type] = _discover()
+_METHODS[_key('ShapleyCAM')] = ShapleyCAM  # grad-cam's, made to work on ViT tokens too
 
 
 def register_method(name: str, cls: type) -> None:
@@ -127,8 +130,14 @@ def cam_session(name: str, model: nn.Module, target_layers: Sequence[nn.Module],
     BaseCAM only releases its hooks in ``__exit__``/``__del__``; this covers both.
     """
     cam = build_cam(name, model, target_layers, reshape_transform, **kwargs)
+    # Methods that keep the graph (detach=False: ShapleyCAM's Hessian-vector product) take a
+    # second derivative, which the fused attention kernels do not have (on the CPU:
+    # "derivative for aten::_scaled_dot_product_flash_attention_for_cpu_backward is not
+    # implemented"); PyTorch's plain attention has one.
+    second_order = any(getattr(owner, 'detach', True) is False for owner in _hook_owners(cam))
     try:
-        yield cam
+        with sdpa_kernel(SDPBackend.MATH) if second_order else nullcontext():
+            yield cam
     finally:
         for owner in _hook_owners(cam):
             hooks = owner.activations_and_grads

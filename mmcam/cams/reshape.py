@@ -133,10 +133,10 @@ class TokenReshape:
             if grid is not None:
                 return extra, grid
             raise InputError(self._mismatch(num_tokens, extra, grids))
-        # Automatic: the backbone's own count first, then whatever the patch grid leaves over.
+        # Automatic: the backbone's own count first, then whatever a patch grid leaves over,
+        # if that is fewer tokens than the grid has (extra tokens are a few in front).
         tries = [] if self.backbone_extra is None else [self.backbone_extra]
-        for grid in grids:
-            tries.append(num_tokens - grid[0] * grid[1])
+        tries += [num_tokens - h * w for h, w in grids if num_tokens - h * w < h * w]
         for extra in tries:
             if extra is None or not 0 <= extra < num_tokens:
                 continue
