@@ -86,6 +86,9 @@ def check_options(args: argparse.Namespace) -> None:
     if len(args.max_shape) not in (1, 2):
         raise InputError(f'--max-shape {args.max_shape} has {len(args.max_shape)} numbers; '
                          'expected one (a square) or two (h w).')
+    if not 0.0 <= args.score_thr <= 1.0:
+        raise InputError(f'--score-thr {args.score_thr:g} is outside [0, 1]; expected a '
+                         'detection confidence such as 0.3.')
     if args.topk == 0 or args.topk < -1:
         raise InputError(f'--topk {args.topk} leaves no box; expected a positive number or -1.')
 

@@ -349,6 +349,9 @@ def test_cli_no_detection_writes_the_plain_image(detectors, test_image, tmp_path
     (['--method', 'fullgrad'], 'not supported; expected one of gradcam'),
     (['--ratio-channels-to-ablate', '1.5', '--method', 'ablationcam'], 'outside (0, 1]'),
     (['--topk', '0'], 'leaves no box'),
+    (['--score-thr', '1.5'], 'outside [0, 1]'),
+    (['--device', 'gpu'], 'is not a device name'),
+    (['--device', 'cuda:99'], 'CUDA device(s); use --device cpu'),
 ])
 def test_cli_bad_inputs_are_one_line_errors(detectors, test_image, tmp_path, capsys, args,
                                             message):

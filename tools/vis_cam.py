@@ -71,12 +71,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    import torch
-
     from mmcam.apis import InputError
-    if args.device.startswith('cuda') and not torch.cuda.is_available():
-        raise InputError(f'--device {args.device}: no CUDA device is available here; '
-                         'use --device cpu.')
     if args.batch_size < 1:
         raise InputError(f'--batch-size {args.batch_size}: expected 1 or more.')
     if not 0.0 <= args.alpha <= 1.0:

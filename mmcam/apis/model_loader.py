@@ -105,6 +105,21 @@ def _build_config(config: Union[str, Config], cfg_options: Optional[dict]) -> Co
     return config
 
 
+def parse_device(device: Union[str, torch.device]) -> torch.device:
+    """A torch device that exists here, or an :class:`InputError` that says what does."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InputError(f'--device {device!r} is not a device name; expected cpu, cuda or '
+                         'cuda:N.') from None
+    if dev.type == 'cuda':
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (dev.index or 0) >= count:
+            raise InputError(f'--device {device}: this machine has {count} CUDA device(s); '
+                             'use --device cpu' + (' or cuda:0.' if count else '.'))
+    return dev
+
+
 def _recording_crop(crop_img):
     """Wrap a crop transform's ``_crop_img(results, bboxes)`` to store the box in the results."""
     def crop_and_record(results: dict, bboxes: np.ndarray) -> None:
@@ -133,7 +148,7 @@ class LoadedModel:
         if scope == 'mmyolo':
             from mmyolo.utils import register_all_modules
             register_all_modules(init_default_scope=False)
-        self.device = torch.device(device)
+        self.device = parse_device(device)
         self.model = self._build_model()
         self.checkpoint_meta: dict = {}
         if checkpoint is not None:

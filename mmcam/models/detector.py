@@ -62,8 +62,8 @@ class DetectorAdapter:
         if head_name in SUPPORTED_HEADS and not type(head).__module__.startswith('mmyolo'):
             head_name = f'{type(head).__module__}.{head_name}'
         if head_name not in SUPPORTED_HEADS:
-            found = (f'a {head_name} head' if head_name else
-                     f'a {type(model).__name__} without a bbox_head')
+            found = (f'the head {head_name}' if head_name else
+                     f'the model {type(model).__name__}, which has no bbox_head')
             raise InputError(
                 f'Box AM does not support {found}. Expected a detector of the '
                 f'{", ".join(SUPPORTED_HEADS.values())} families (heads '
