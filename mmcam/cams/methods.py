@@ -18,6 +18,7 @@ from pytorch_grad_cam.base_cam import BaseCAM
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from mmcam.cams.eigen import EigenCAM, EigenGradCAM
 from mmcam.cams.shapley import ShapleyCAM
 from mmcam.utils.errors import InputError
 
@@ -54,7 +55,9 @@ def _discover() -> Dict[str, type]:
 
 
 _METHODS: Dict[str, type] = _discover()
-_METHODS[_key('ShapleyCAM')] = ShapleyCAM  # grad-cam's, made to work on ViT tokens too
+#: mmcam's versions of grad-cam methods, under grad-cam's names: the same maps, faster
+#: (EigenCAM, EigenGradCAM) or also on ViT tokens (ShapleyCAM); their modules say why.
+_METHODS.update({_key(cls.__name__): cls for cls in (EigenCAM, EigenGradCAM, ShapleyCAM)})
 
 
 def register_method(name: str, cls: type) -> None:
