@@ -19,12 +19,16 @@ from typing import List, Optional, Sequence
 import mmcv
 import numpy as np
 
+import mmcam
 from mmcam.apis.featmap import featmap_levels
 from mmcam.apis.model_loader import InputError, LoadedModel, expand_images, find_module
 from mmcam.geometry import InputGeometry
 from mmcam.utils.cli import add_common_arguments, run_tool
 from mmcam.utils.io import atomic_path
 from mmcam.visualization.featmap import check_arrangement, draw_levels
+
+
+MMCAM_DIR = os.path.dirname(os.path.abspath(mmcam.__file__))
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -182,8 +186,9 @@ def run(args: argparse.Namespace) -> int:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter('always')
                 drawn = draw_one(loaded, args, image)
-            for w in caught:
-                notes.setdefault(str(w.message), image)
+            for w in caught:  # mmcam's own notes (e.g. a stretched map), not dependencies'
+                if os.path.abspath(w.filename).startswith(MMCAM_DIR):
+                    notes.setdefault(str(w.message), image)
         except OptionError:
             raise
         except Exception as err:  # one bad image must not stop a folder run

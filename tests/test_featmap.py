@@ -454,7 +454,15 @@ def test_cli_glob_and_preview(tmp_path, checkpoints, demo_main, capsys):
     # one.jpg comes first and takes one.png; one.png keeps its extension in the name.
     assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['one.png', 'one.png.png',
                                                                     'two.png']
-    assert '3 of 3 images drawn' in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert '3 of 3 images drawn' in err
+    # OpenMMLab's and torch's own deprecation notices (RTMDet's SE layer, the prior grid) are
+    # not shown to the user; mmcam's notes are, once for the run.
+    assert 'deprecated' not in err and 'meshgrid' not in err, err
+    assert demo_main(tmp_path / 'one.png', config, ckpt, '--target-layers', 'backbone.stem.0',
+                     '--channel-reduction', 'None', '--topk', '20', '--arrangement', '4', '5',
+                     '--out-dir', tmp_path / 'k', *opts) == 0  # a 16-channel layer
+    assert capsys.readouterr().err.count('note: topk=20 is more than') == 1
     assert demo_main(tmp_path / 'one.png', config, ckpt, '--preview-model', *opts) == 0
     assert 'CSPNeXt' in capsys.readouterr().out
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from typing import Callable, Optional, Sequence
 
 from mmcam.utils.checkpoint import UnsafeCheckpointError
@@ -25,6 +26,15 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--debug', action='store_true', help='show tracebacks of errors')
 
 
+def quiet_dependency_warnings() -> None:
+    """Hide deprecation notices that OpenMMLab's and torch's own code raise on this stack (a
+    user can do nothing about them); mmcam's own warnings still show."""
+    for category in (DeprecationWarning, FutureWarning):
+        warnings.filterwarnings('ignore', category=category,
+                                module=r'(mmdet|mmyolo|mmpretrain|mmengine|mmcv)(\.|$)')
+    warnings.filterwarnings('ignore', message=r'torch\.meshgrid: in an upcoming release')
+
+
 def run_tool(prog: str, run: Callable[[argparse.Namespace], int],
              parse_args: Callable[[Sequence[str]], argparse.Namespace],
              argv: Optional[Sequence[str]] = None) -> int:
@@ -35,6 +45,7 @@ def run_tool(prog: str, run: Callable[[argparse.Namespace], int],
     does), 1 for anything else, 130 on Ctrl-C. ``--debug`` lets the traceback through.
     """
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    quiet_dependency_warnings()
     try:
         args = parse_args(argv)
     except Exception as err:  # noqa: BLE001 - argparse itself exits; this is --cfg-options
