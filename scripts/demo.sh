@@ -15,15 +15,12 @@ echo "[mmcam demo] class activation maps of the demo CNN: one row per digit in t
   "import json; print(*json.load(open('demo/two_digits.json'))['labels'])") \
   --save-path "$OUT/cam_two_digits.png"
 
-if [[ -f demo/checkpoints/cls_vit.pth ]]; then
-  echo "[mmcam demo] the same for the demo ViT (class token; default layer: the last block's ln1)"
-  "$PY" tools/vis_cam.py demo/digit.png configs/demo/cls_vit.py demo/checkpoints/cls_vit.pth \
-    --method GradCAM LayerCAM --save-path "$OUT/cam_vit_digit.png"
-fi
+echo "[mmcam demo] the same for the demo ViT (class token; default layer: the last block's ln1)"
+"$PY" tools/vis_cam.py demo/digit.png configs/demo/cls_vit.py demo/checkpoints/cls_vit.pth \
+  --method GradCAM LayerCAM --save-path "$OUT/cam_vit_digit.png"
 
 for det in yolov5 rtmdet yolox yolov6; do
   ckpt=demo/checkpoints/det_$det.pth
-  [[ -f $ckpt ]] || { echo "[mmcam demo] $ckpt is not shipped yet; skipping det_$det"; continue; }
   echo "[mmcam demo] box activation maps and feature maps of the demo $det (non-square image)"
   "$PY" demo/boxam_vis_demo.py demo/digits_det_wide.png configs/demo/det_$det.py "$ckpt" \
     --method gradcam --per-box --out-dir "$OUT/boxam_$det"

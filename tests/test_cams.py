@@ -298,7 +298,7 @@ def test_smoothing_and_guided_backprop(small_cnn):
     assert inferencer.draw(res).shape[1] > 3 * 224  # map, guided backprop, guided Grad-CAM
 
 
-# -- quality on the trained demo classifiers (skipped until they exist) ------------------
+# -- quality on the trained demo classifiers --------------------------------------------
 #: (demo model, target layers). The demo ResNet's last stage is dilated, so on its 96 px input
 #: both its default layer (the last norm, before the residual sum) and the block output that
 #: the pooling reads (``backbone.layer4``, the layer of the Grad-CAM paper) are 6 x 6 grids;
@@ -312,9 +312,6 @@ MARGIN = 4
 def _demo(name):
     cfg, ckpt = REPO / 'configs' / 'demo' / f'{name}.py', REPO / 'demo' / 'checkpoints' / \
         f'{name}.pth'
-    if not (cfg.is_file() and ckpt.is_file()):
-        pytest.skip(f'trained demo model {ckpt.relative_to(REPO)} (with {cfg.name}) is not '
-                    'there yet; it is trained separately')
     return str(cfg), str(ckpt)
 
 

@@ -255,8 +255,6 @@ def test_mmpretrain_test_tool_with_the_example_hook_config(tmp_path, repo_root):
     import subprocess
     import sys
     checkpoint = repo_root / 'demo' / 'checkpoints' / 'cls_resnet.pth'
-    if not checkpoint.is_file():
-        pytest.skip('demo/checkpoints/cls_resnet.pth is not trained yet (tools/train_demo.py)')
     from mmcam.datasets.digit_scenes import write_classification
     data = tmp_path / 'data'
     write_classification(str(data), 'test', 24, seed=5)
