@@ -130,9 +130,9 @@ def test_featmap_hook_draws_pyramid_levels_of_a_classifier(tmp_path, tiny_classi
     assert cv2.imread(str(pictures[0])).std() > 0
 
 
-def test_featmap_hook_lays_out_vit_tokens(tmp_path, repo_root):
+def test_hooks_on_vit_tokens(tmp_path, repo_root):
     """The trained demo ViT in a Runner test loop: its blocks output (B, 65, C) tokens, which the
-    hook lays out on the 8 x 8 patch grid (the class token left out), as the CLI does."""
+    hooks lay out on the 8 x 8 patch grid (the class token left out), as the CLIs do."""
     from mmcam.datasets.digit_scenes import write_classification
     write_classification(str(tmp_path / 'data'), 'test', 4, seed=5)
     cfg = Config.fromfile(str(repo_root / 'configs' / 'demo' / 'cls_vit.py'))
@@ -145,11 +145,14 @@ def test_featmap_hook_lays_out_vit_tokens(tmp_path, repo_root):
     cfg.custom_imports = dict(imports=['mmcam', 'mmcam.models'], allow_failed_imports=False)
     cfg.custom_hooks = [dict(type='mmcam.FeatMapVisualizationHook', phases=['test'],
                              target_layers=['backbone.layers.1'],
-                             channel_reduction='squeeze_mean', max_samples=2)]
+                             channel_reduction='squeeze_mean', max_samples=2),
+                        dict(type='mmcam.CAMVisualizationHook', phases=['test'],
+                             methods=['GradCAM'], max_samples=2)]
     Runner.from_cfg(cfg).test()
     pictures = _pictures(tmp_path / 'work')
-    assert len(pictures) == 2 and all('featmap_test' in p.name for p in pictures), pictures
-    assert cv2.imread(str(pictures[0])).std() > 0
+    assert sorted(p.name.split('_')[0] for p in pictures) == ['cam'] * 2 + ['featmap'] * 2, \
+        pictures
+    assert all(cv2.imread(str(p)).std() > 0 for p in pictures)
 
 
 def _mmpretrain_tool(name: str) -> str:
