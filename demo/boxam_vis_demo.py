@@ -20,7 +20,7 @@ import mmcv
 import numpy as np
 
 from mmcam.apis.boxam import (COMBINE_MODES, DEFAULT_TARGET_LAYERS, BoxAMInferencer,
-                              BoxAMResult, LayerError, box_titles)
+                              BoxAMResult, LayerError, box_titles, check_score_thr)
 from mmcam.apis.model_loader import InputError, LoadedModel, expand_images
 from mmcam.utils.cli import add_common_arguments, run_tool
 from mmcam.utils.io import atomic_path
@@ -86,9 +86,7 @@ def check_options(args: argparse.Namespace) -> None:
     if len(args.max_shape) not in (1, 2):
         raise InputError(f'--max-shape {args.max_shape} has {len(args.max_shape)} numbers; '
                          'expected one (a square) or two (h w).')
-    if not 0.0 <= args.score_thr <= 1.0:
-        raise InputError(f'--score-thr {args.score_thr:g} is outside [0, 1]; expected a '
-                         'detection confidence such as 0.3.')
+    check_score_thr(args.score_thr)
     if args.topk == 0 or args.topk < -1:
         raise InputError(f'--topk {args.topk} leaves no box; expected a positive number or -1.')
 

@@ -177,6 +177,13 @@ def combine_maps(box_maps: np.ndarray, mode: str = 'max') -> np.ndarray:
     return (total / max(float(total.max()), 1e-12)).astype(np.float32)
 
 
+def check_score_thr(score_thr: float) -> None:
+    """Refuse a detection threshold that is not a confidence."""
+    if not 0.0 <= score_thr <= 1.0:
+        raise InputError(f'--score-thr {score_thr:g} is outside [0, 1]; expected a detection '
+                         'confidence such as 0.3.')
+
+
 class BoxAMInferencer:
     """Load a detector once; compute box AMs for any number of images.
 
@@ -213,9 +220,7 @@ class BoxAMInferencer:
                              f'{DEFAULT_TARGET_LAYERS[0]}.')
         self.layer_names = list(target_layers)
         self.layers = [find_module(model.model, name) for name in self.layer_names]
-        if not 0.0 <= score_thr <= 1.0:
-            raise InputError(f'--score-thr {score_thr} is outside [0, 1]; expected a '
-                             'confidence such as 0.3.')
+        check_score_thr(score_thr)
         if not 0.0 < ratio_channels_to_ablate <= 1.0:
             raise InputError(f'--ratio-channels-to-ablate {ratio_channels_to_ablate} is '
                              'outside (0, 1]; expected a fraction such as 0.5.')
