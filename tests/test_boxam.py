@@ -420,3 +420,26 @@ def test_trained_detector_gradcam_peaks_in_its_own_box(family):
     """The 90% bar of the issue, for per-box GradCAM on held-out scenes."""
     grad = trained_metrics(family, 'gradcam')
     assert grad['peak_in_box'] >= 0.9, grad
+
+
+@pytest.mark.parametrize('family', FAMILIES)
+def test_ablationcam_replaying_the_neck_changes_nothing(family, monkeypatch):
+    """AblationCAM re-runs only the out_layers and the head on one backbone + neck pass: the
+    maps of the trained demo detectors are those of full re-runs."""
+    from mmcam.apis.model_loader import find_module
+    cfg, ckpt = DEMO[family]
+    loaded = LoadedModel(str(cfg), str(ckpt))
+    image = str(REPO / 'demo' / 'digits_det.png')
+    maps = []
+    for replay in (True, False):
+        monkeypatch.setattr(BoxAMInferencer, 'replay_for_ablation', replay)
+        maps.append(BoxAMInferencer(loaded, 'ablationcam', topk=2,
+                                    ratio_channels_to_ablate=0.25)(image).box_maps)
+    assert maps[0].max() > 0
+    np.testing.assert_allclose(maps[0], maps[1], atol=1e-5)
+    # It is on for the neck's levels (the default layers) and off for any other layer.
+    adapter, inputs = DetectorAdapter(loaded.model), loaded.prepare([image])[0].inputs
+    with adapter.replayed_neck(inputs, [find_module(loaded.model, n) for n in ALL_LEVELS]) as on:
+        assert on
+    with adapter.replayed_neck(inputs, [loaded.model.backbone]) as on:
+        assert not on

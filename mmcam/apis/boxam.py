@@ -12,6 +12,7 @@ A model is loaded once by :class:`BoxAMInferencer` and reused for every image.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
@@ -203,6 +204,10 @@ class BoxAMInferencer:
         box_batch: boxes explained per forward/backward pass (the image is repeated).
     """
 
+    #: AblationCAM re-runs only the layers after the target layers, on the backbone and neck
+    #: work of one pass (:meth:`DetectorAdapter.replayed_neck`); the maps are the same.
+    replay_for_ablation = True
+
     def __init__(self, model: LoadedModel, method: str = 'gradcam',
                  target_layers: Sequence[str] = DEFAULT_TARGET_LAYERS, score_thr: float = 0.3,
                  topk: int = -1, norm_in_bbox: bool = False, combine: str = 'max',
@@ -276,7 +281,11 @@ class BoxAMInferencer:
         # lets it skip the levels that box does not depend on.
         box_batch = 1 if self.method == 'AblationCAM' else self.box_batch
         maps: List[np.ndarray] = []
-        with cam:  # removes grad-cam's hooks, also on errors
+        # AblationCAM re-runs the detector on this one image many times: only what comes
+        # after the target layers needs to run again.
+        replay = self.adapter.replayed_neck(sample.inputs, self.layers) \
+            if self.method == 'AblationCAM' and self.replay_for_ablation else nullcontext()
+        with cam, replay:  # removes grad-cam's hooks, also on errors
             if METHOD_SCORES[self.method] is None:  # EigenCAM: the same map for every box
                 one = cam(sample.inputs, targets=[ClassifierOutputTarget(0)])[0]
                 return np.repeat(one[None], len(dets), axis=0)

@@ -14,8 +14,9 @@ No training loss and no pseudo ground truth are involved, so every head works th
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -72,11 +73,53 @@ class DetectorAdapter:
         self.model = model
         self.head = head
         self.family = SUPPORTED_HEADS[head_name]
+        #: The out_layers inputs that :meth:`replayed_neck` keeps, while it is open.
+        self._replay: Optional[List[torch.Tensor]] = None
 
     # -- raw outputs ---------------------------------------------------------------------
     def head_outputs(self, inputs: torch.Tensor) -> tuple:
         """Backbone + neck + head: ``(cls_scores, bbox_preds[, objectnesses])`` per level."""
-        return self.head(self.model.extract_feat(inputs))
+        if self._replay is None:
+            return self.head(self.model.extract_feat(inputs))
+        levels = [out_layer(x) for out_layer, x in zip(self.model.neck.out_layers, self._replay)]
+        batch = inputs.shape[0]
+        return self.head(tuple(x.expand(batch, *x.shape[1:]) if x.shape[0] == 1 else x
+                               for x in levels))
+
+    @contextmanager
+    def replayed_neck(self, inputs: torch.Tensor, layers: Sequence[nn.Module]) -> Iterator[bool]:
+        """While open, :meth:`head_outputs` re-runs only the neck's ``out_layers`` and the
+        head, on what the backbone and the rest of the neck made of ``inputs`` (one image).
+
+        AblationCAM re-runs the detector on the same image once per batch of channels, with
+        the target layer replaced by an ablation layer whose output ignores its input: all the
+        work before that layer gave the same result every time. This holds for targets among
+        the ``out_layers`` of mmyolo's YOLO necks (each level is ``out_layers[i](outs[i])``);
+        for any other layer nothing changes. Yields whether the replay is on.
+        """
+        from mmyolo.models.necks import BaseYOLONeck
+        neck = getattr(self.model, 'neck', None)
+        out_layers = list(getattr(neck, 'out_layers', []))
+        if not (isinstance(neck, BaseYOLONeck) and type(neck).forward is BaseYOLONeck.forward
+                and all(any(layer is o for o in out_layers) for layer in layers)):
+            yield False
+            return
+        cached: List[Optional[torch.Tensor]] = [None] * len(out_layers)
+
+        def keep_input(index: int):
+            return lambda module, args: cached.__setitem__(index, args[0])
+        handles = [o.register_forward_pre_hook(keep_input(i)) for i, o in enumerate(out_layers)]
+        try:
+            with torch.no_grad():
+                self.model.extract_feat(inputs)
+        finally:
+            for handle in handles:
+                handle.remove()
+        self._replay = cached
+        try:
+            yield True
+        finally:
+            self._replay = None
 
     def flatten(self, outs: tuple) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Per-level outputs -> ``(B, P, C)`` class logits and ``(B, P)`` objectness logits.
