@@ -231,14 +231,21 @@ def test_ablationcam_batch_size_does_not_change_the_map(detectors, test_image):
     np.testing.assert_allclose(maps[0], maps[1], atol=1e-5)
 
 
+def _ablation_maps_with_and_without(monkeypatch, owner, shortcut, loaded, image, ratio):
+    """AblationCAM box maps of the two best boxes with ``owner.shortcut`` on, then off."""
+    maps = []
+    for on in (True, False):
+        monkeypatch.setattr(owner, shortcut, on)
+        maps.append(BoxAMInferencer(loaded, 'ablationcam', topk=2,
+                                    ratio_channels_to_ablate=ratio)(image).box_maps)
+    return maps
+
+
 def test_ablationcam_skipping_unused_levels_changes_nothing(detectors, test_image, monkeypatch):
     from mmcam.apis.boxam import BoxAblationCAM
     _, _, loaded = detectors['rtmdet']
-    maps = []
-    for skip in (True, False):
-        monkeypatch.setattr(BoxAblationCAM, 'skip_unused_layers', skip)
-        maps.append(BoxAMInferencer(loaded, 'ablationcam', topk=2,
-                                    ratio_channels_to_ablate=0.5)(test_image).box_maps)
+    maps = _ablation_maps_with_and_without(monkeypatch, BoxAblationCAM, 'skip_unused_layers',
+                                           loaded, test_image, 0.5)
     assert maps[0].max() > 0
     np.testing.assert_allclose(maps[0], maps[1], atol=1e-5)
 
@@ -430,11 +437,8 @@ def test_ablationcam_replaying_the_neck_changes_nothing(family, monkeypatch):
     cfg, ckpt = DEMO[family]
     loaded = LoadedModel(str(cfg), str(ckpt))
     image = str(REPO / 'demo' / 'digits_det.png')
-    maps = []
-    for replay in (True, False):
-        monkeypatch.setattr(BoxAMInferencer, 'replay_for_ablation', replay)
-        maps.append(BoxAMInferencer(loaded, 'ablationcam', topk=2,
-                                    ratio_channels_to_ablate=0.25)(image).box_maps)
+    maps = _ablation_maps_with_and_without(monkeypatch, BoxAMInferencer, 'replay_for_ablation',
+                                           loaded, image, 0.25)
     assert maps[0].max() > 0
     np.testing.assert_allclose(maps[0], maps[1], atol=1e-5)
     # It is on for the neck's levels (the default layers) and off for any other layer.
