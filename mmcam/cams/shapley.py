@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytorch_grad_cam
-from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
+
+from mmcam.cams.eigen import first_component_projection
 
 
 class ShapleyCAM(pytorch_grad_cam.ShapleyCAM):
@@ -24,4 +25,4 @@ class ShapleyCAM(pytorch_grad_cam.ShapleyCAM):
                                          grads, eigen_smooth)
         weights = self.get_cam_weights(input_tensor, target_layer, targets, activations, grads)
         weighted = weights[:, :, None, None] * reshape(activations).detach().cpu().numpy()
-        return get_2d_projection(weighted) if eigen_smooth else weighted.sum(axis=1)
+        return first_component_projection(weighted) if eigen_smooth else weighted.sum(axis=1)
