@@ -32,6 +32,47 @@ def test_mmcv_compiled_nms_matches_torchvision():
     assert dets.shape == (len(expected), 5)
 
 
+def test_every_mmcv_op_the_stack_imports_is_built():
+    """mmcv.ops loads each op's symbols from the compiled _ext when imported (and asserts
+    they exist), and the model packages import the ops they use."""
+    import mmcv.ops
+    from mmcv.utils import ext_loader
+    ext = ext_loader.load_ext('_ext', ['nms', 'roi_align_forward', 'ms_deform_attn_forward'])
+    assert ext is not None
+    for package in ('mmdet.models', 'mmyolo.models', 'mmpretrain.models'):
+        importlib.import_module(package)
+    assert len([n for n in dir(mmcv.ops) if not n.startswith('_')]) > 100
+
+
+def test_mmcv_compiled_roi_align_matches_torchvision():
+    from mmcv.ops import roi_align
+    from torchvision.ops import roi_align as tv_roi_align
+    gen = torch.Generator().manual_seed(0)
+    features = torch.rand(2, 8, 32, 40, generator=gen)
+    xy = torch.rand(10, 2, generator=gen) * 25
+    rois = torch.cat([torch.randint(0, 2, (10, 1), generator=gen).float(), xy,
+                      xy + torch.rand(10, 2, generator=gen) * 12 + 2], dim=1)
+    ours = roi_align(features, rois, (7, 7), 0.5, 2, 'avg', True)
+    expected = tv_roi_align(features, rois, (7, 7), 0.5, 2, aligned=True)
+    torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_mmcv_deformable_attention_of_dino_runs_on_the_cpu():
+    from mmcv.ops import MultiScaleDeformableAttention
+    torch.manual_seed(0)
+    attn = MultiScaleDeformableAttention(embed_dims=32, num_heads=4, num_levels=2,
+                                         num_points=2, batch_first=True)
+    shapes = torch.tensor([[8, 8], [4, 4]])
+    starts = torch.cat([shapes.new_zeros(1), (shapes[:, 0] * shapes[:, 1]).cumsum(0)[:-1]])
+    value = torch.rand(1, int((shapes[:, 0] * shapes[:, 1]).sum()), 32)
+    query = torch.rand(1, 5, 32, requires_grad=True)
+    out = attn(query, value=value, reference_points=torch.rand(1, 5, 2, 2),
+               spatial_shapes=shapes, level_start_index=starts)
+    assert out.shape == (1, 5, 32) and torch.isfinite(out).all()
+    out.sum().backward()
+    assert torch.isfinite(query.grad).all()
+
+
 @pytest.mark.parametrize('config', [
     'resnet/resnet50_8xb32_in1k.py',
     'vision_transformer/vit-base-p16_64xb64_in1k.py',
