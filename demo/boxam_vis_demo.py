@@ -3,8 +3,9 @@
     python demo/boxam_vis_demo.py IMG CONFIG CHECKPOINT [options]
 
 IMG is an image file, a folder or a glob pattern; the model is loaded once. The flags are those
-of mmyolo's demo/boxam_vis_demo.py (same names, same meanings) plus --per-box, --combine,
---save-cam, --allow-unsafe-checkpoint and --debug. Unlike mmyolo's demo it runs on the current
+of mmyolo's demo/boxam_vis_demo.py (same names, same meanings: gradcam keeps the gradient per
+pixel) plus --explain, --per-box, --combine, --save-cam, --allow-unsafe-checkpoint and --debug.
+Unlike mmyolo's demo it runs on the current
 grad-cam, gradient methods explain each detection through its own score in the head's outputs
 (no training loss, so every head works), and the maps are aligned with the original image
 through the test pipeline's own letterbox metadata, with no config edit.
@@ -22,11 +23,10 @@ import numpy as np
 from mmcam.apis.boxam import (COMBINE_MODES, DEFAULT_TARGET_LAYERS, BoxAMInferencer,
                               BoxAMResult, LayerError, box_titles, check_score_thr)
 from mmcam.apis.model_loader import InputError, LoadedModel, expand_images
+from mmcam.cams.box_methods import (BOX_METHODS, EXPLAIN_CHOICES, check_explain,
+                                    get_box_method, gradient_box_methods)
 from mmcam.utils.cli import add_common_arguments, run_tool
 from mmcam.utils.io import atomic_path
-
-METHODS = ('gradcam', 'gradcam++', 'xgradcam', 'layercam', 'eigencam', 'ablationcam',
-           'scorecam')
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -35,8 +35,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('img', help='image file, folder of images or glob pattern ("imgs/*.jpg")')
     parser.add_argument('config', help='detector config file')
     parser.add_argument('checkpoint', help='checkpoint file')
+    methods = '; '.join(f'{m.name}: {m.summary}' for m in BOX_METHODS.values())
     parser.add_argument('--method', default='gradcam', type=str.lower,
-                        help=f'CAM method, one of {", ".join(METHODS)} (default: gradcam)')
+                        help=f'box-AM method (default: gradcam, also called odam). {methods}')
+    parser.add_argument('--explain', default='class', choices=EXPLAIN_CHOICES,
+                        help="what each box's map explains: its class score (class), its box "
+                        'regression outputs, one map per coordinate combined by their maximum '
+                        '(box), or the maximum of both (both); box and both need a gradient '
+                        f'method ({", ".join(gradient_box_methods())}) (default: class)')
     parser.add_argument('--target-layers', nargs='+', default=list(DEFAULT_TARGET_LAYERS),
                         help='layers to explain; the maps of several layers are combined by '
                         'their maximum (default: the three output levels of the neck, '
@@ -80,9 +86,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def check_options(args: argparse.Namespace) -> None:
     """Refuse impossible options before the model is loaded."""
-    if args.method not in METHODS and args.method.replace('-', '') not in METHODS:
-        raise InputError(f'--method {args.method!r} is not supported; expected one of '
-                         f'{", ".join(METHODS)}.')
+    check_explain(get_box_method(args.method), args.explain)
     if len(args.max_shape) not in (1, 2):
         raise InputError(f'--max-shape {args.max_shape} has {len(args.max_shape)} numbers; '
                          'expected one (a square) or two (h w).')
@@ -155,7 +159,8 @@ def run(args: argparse.Namespace) -> int:
         loaded, args.method, args.target_layers, score_thr=args.score_thr, topk=args.topk,
         norm_in_bbox=args.norm_in_bbox, combine=args.combine, batch_size=args.batch_size,
         ratio_channels_to_ablate=args.ratio_channels_to_ablate,
-        max_shape=None if max_shape[0] < 0 and max_shape[1] < 0 else max_shape)
+        max_shape=None if max_shape[0] < 0 and max_shape[1] < 0 else max_shape,
+        explain=args.explain)
 
     from rich.console import Console
     from rich.progress import track

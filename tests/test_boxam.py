@@ -21,6 +21,7 @@ from mmengine.config import Config
 
 from mmcam.apis.boxam import ALL_LEVELS, BoxAMInferencer, combine_maps, normalise_in_boxes
 from mmcam.apis.model_loader import InputError, LoadedModel
+from mmcam.cams.box_methods import box_method_names, gradient_box_methods
 from mmcam.models.detector import DetectorAdapter
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,8 +36,7 @@ CLS_CONVS = {'yolov5': 'convs_pred', 'yolov6': 'cls_preds', 'yolox': 'multi_leve
              'rtmdet': 'rtm_cls'}
 CLASSES = ('cat', 'dog', 'bird')
 SIZE = 128
-METHODS = ('gradcam', 'gradcam++', 'xgradcam', 'layercam', 'eigencam', 'ablationcam',
-           'scorecam')
+METHODS = tuple(box_method_names())
 
 
 def _demo_module():
@@ -221,6 +221,136 @@ def test_layercam_on_prediction_convs_peaks_at_the_box_prior(detectors, test_ima
     assert checked > 0
 
 
+# -- per-pixel gradients (mmyolo's box GradCAM, ODAM) ---------------------------------------
+def _independent_odam(loaded, sample, dets, index: int, layer_name: str,
+                      plus_plus: bool = False) -> np.ndarray:
+    """relu(sum_c dS/dA * A) at one layer for box ``index``, by plain autograd, then presented
+    as grad-cam presents every map: scaled to [0, 1], resized to the input, scaled again."""
+    import cv2
+    from mmcam.apis.model_loader import find_module
+    adapter = DetectorAdapter(loaded.model)
+    layer = find_module(loaded.model, layer_name)
+    kept = {}
+    handle = layer.register_forward_hook(lambda m, i, out: kept.__setitem__('a', out))
+    try:
+        with torch.enable_grad():
+            score = adapter.box_scores(dets, 'logit')(sample.inputs)[0, index]
+    finally:
+        handle.remove()
+    act = kept['a']
+    grad, = torch.autograd.grad(score, act)
+    if plus_plus:  # Grad-CAM++'s alpha, kept per pixel
+        g2 = grad ** 2
+        alpha = g2 / (2 * g2 + act.sum((2, 3), keepdim=True) * g2 * grad + 1e-6)
+        grad = torch.where(grad != 0, alpha, torch.zeros_like(alpha)) * grad.clamp(min=0)
+    cam = torch.relu((grad * act).sum(1))[0].detach().numpy()
+    cam = (cam - cam.min()) / (cam.max() - cam.min() + 1e-7)
+    h, w = sample.inputs.shape[-2:]
+    cam = cv2.resize(cam.astype(np.float32), (w, h))
+    return (cam - cam.min()) / (cam.max() - cam.min() + 1e-7)
+
+
+@pytest.mark.parametrize('family', ['yolov5', 'rtmdet'])
+@pytest.mark.parametrize('method', ['gradcam', 'gradcam++'])
+def test_per_pixel_gradcam_equals_plain_autograd(detectors, test_image, family, method):
+    _, _, loaded = detectors[family]
+    sample = loaded.prepare([test_image])[0]
+    dets = DetectorAdapter(loaded.model).detect(sample, 0.3, 4)
+    assert len(dets) >= 2
+    for i in range(len(dets)):
+        layer = f'neck.out_layers[{dets.level[i]}]'
+        boxam = BoxAMInferencer(loaded, method, [layer], topk=4)
+        ours = boxam.input_maps(sample, dets)[i]
+        expected = _independent_odam(loaded, sample, dets, i, layer, method == 'gradcam++')
+        assert expected.max() > 0.99 and (expected > 0.01).mean() < 0.5  # a local map
+        np.testing.assert_allclose(ours, expected, atol=1e-4)
+
+
+def test_odam_is_gradcam_and_the_averaged_variant_differs(detectors, test_image):
+    _, _, loaded = detectors['yolov6']
+    maps = {m: BoxAMInferencer(loaded, m, topk=3)(test_image).box_maps
+            for m in ('gradcam', 'odam', 'gradcam-avg')}
+    np.testing.assert_array_equal(maps['gradcam'], maps['odam'])
+    assert np.abs(maps['gradcam'] - maps['gradcam-avg']).max() > 0.3
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+@pytest.mark.parametrize('family', FAMILIES)
+def test_two_boxes_of_one_class_get_their_own_maps(detectors, test_image, family):
+    """Per-pixel maps follow each detection; the averaged (similarity) maps of two boxes of
+    the same class on the same level look alike."""
+    _, _, loaded = detectors[family]
+    per_pixel = BoxAMInferencer(loaded, 'gradcam', topk=8)(test_image)
+    averaged = BoxAMInferencer(loaded, 'gradcam-avg', topk=8)(test_image)
+    dets = per_pixel.detections
+    pairs = [(i, j) for i in range(len(dets)) for j in range(i + 1, len(dets))
+             if dets.labels[i] == dets.labels[j] and dets.level[i] == dets.level[j]
+             and np.hypot(*(dets.cell_xy[i] - dets.cell_xy[j])) > 32]
+    assert pairs, f'{family}: no two distant boxes of one class on one level'
+    for i, j in pairs:
+        assert _correlation(per_pixel.box_maps[i], per_pixel.box_maps[j]) < 0.5
+        peaks = [np.unravel_index(np.argmax(m), m.shape) for m in per_pixel.box_maps[[i, j]]]
+        assert peaks[0] != peaks[1]
+    similar = np.mean([_correlation(averaged.box_maps[i], averaged.box_maps[j])
+                       for i, j in pairs])
+    different = np.mean([_correlation(per_pixel.box_maps[i], per_pixel.box_maps[j])
+                         for i, j in pairs])
+    assert similar > different + 0.3, (similar, different)
+
+
+@pytest.mark.parametrize('family', FAMILIES)
+def test_explain_box_and_both(detectors, test_image, family):
+    _, _, loaded = detectors[family]
+    sample = loaded.prepare([test_image])[0]
+    dets = DetectorAdapter(loaded.model).detect(sample, 0.3, 2)
+    maps = {what: BoxAMInferencer(loaded, 'gradcam', topk=2, explain=what).input_maps(
+        sample, dets) for what in ('class', 'box', 'both')}
+    for what, box_maps in maps.items():
+        assert box_maps.shape[0] == 2
+        assert np.isfinite(box_maps).all()
+        assert box_maps.max() > 0.5, what
+    assert np.abs(maps['class'] - maps['box']).max() > 0.1
+    # both = the maximum of the class map and the box map
+    np.testing.assert_allclose(maps['both'], np.maximum(maps['class'], maps['box']), atol=1e-5)
+    # and the whole path to the original image runs
+    result = BoxAMInferencer(loaded, 'gradcam++', topk=2, explain='both')(test_image)
+    assert result.box_maps.shape == (2, *result.image.shape[:2])
+
+
+def test_box_regression_columns_are_the_heads_outputs(detectors, test_image):
+    """The scorer's regression columns are the raw outputs the kept boxes decode from."""
+    _, _, loaded = detectors['rtmdet']
+    adapter = DetectorAdapter(loaded.model)
+    sample = loaded.prepare([test_image])[0]
+    dets = adapter.detect(sample, 0.3, 3)
+    with torch.no_grad():
+        out = adapter.box_scores(dets, 'logit', regression=True)(sample.inputs)[0]
+        outs = adapter.head_outputs(sample.inputs)
+    n = len(dets)
+    regs = adapter.flatten_regression(outs)[0, torch.as_tensor(dets.prior_index)]
+    torch.testing.assert_close(out[n:].reshape(n, 4), regs)
+    # ... and decode (as predict_by_feat does) to the kept boxes, letterbox undone with the
+    # pipeline's own record of it.
+    decoded = adapter._decoded_boxes(outs)[torch.as_tensor(dets.prior_index)].numpy()
+    meta = sample.data_sample.metainfo
+    top, _, left, _ = np.asarray(meta['pad_param'], dtype=np.float64)[:4]
+    scale = np.tile(np.asarray(meta['scale_factor'], dtype=np.float64)[:2], 2)
+    ori_h, ori_w = meta['ori_shape'][:2]
+    decoded = np.clip((decoded - [left, top, left, top]) / scale, 0, [ori_w, ori_h, ori_w, ori_h])
+    np.testing.assert_allclose(decoded, dets.bboxes, atol=0.05)
+
+
+def test_explain_box_needs_a_gradient_method(detectors):
+    _, _, loaded = detectors['yolov5']
+    with pytest.raises(InputError, match='needs a gradient method.*gradcam, gradcam\\+\\+'):
+        BoxAMInferencer(loaded, 'eigencam', explain='box')
+    assert 'scorecam' not in gradient_box_methods()
+    assert {'gradcam', 'gradcam++', 'gradcam-avg', 'layercam'} <= set(gradient_box_methods())
+
+
 # -- options --------------------------------------------------------------------------------
 def test_ablationcam_batch_size_does_not_change_the_map(detectors, test_image):
     _, _, loaded = detectors['yolov5']
@@ -242,7 +372,7 @@ def _ablation_maps_with_and_without(monkeypatch, owner, shortcut, loaded, image,
 
 
 def test_ablationcam_skipping_unused_levels_changes_nothing(detectors, test_image, monkeypatch):
-    from mmcam.apis.boxam import BoxAblationCAM
+    from mmcam.cams.ablation import BoxAblationCAM
     _, _, loaded = detectors['rtmdet']
     maps = _ablation_maps_with_and_without(monkeypatch, BoxAblationCAM, 'skip_unused_layers',
                                            loaded, test_image, 0.5)
@@ -353,7 +483,8 @@ def test_cli_no_detection_writes_the_plain_image(detectors, test_image, tmp_path
 @pytest.mark.parametrize('args, message', [
     (['--target-layers', 'neck.out_layer[2]'], 'Closest names: neck.out_layers'),
     (['--target-layers', 'neck'], 'cannot run on layer'),
-    (['--method', 'fullgrad'], 'not supported; expected one of gradcam'),
+    (['--method', 'fullgrad'], 'not supported for box AM; expected one of gradcam'),
+    (['--method', 'eigencam', '--explain', 'box'], 'needs a gradient method'),
     (['--ratio-channels-to-ablate', '1.5', '--method', 'ablationcam'], 'outside (0, 1]'),
     (['--topk', '0'], 'leaves no box'),
     (['--score-thr', '1.5'], 'outside [0, 1]'),
@@ -392,16 +523,16 @@ def _eval_boxam():
 
 @functools.lru_cache(maxsize=None)
 def trained_metrics(family: str, method: str) -> dict:
-    """tools/eval_boxam.py's metrics on 6 held-out scenes (computed once per session)."""
+    """tools/eval_boxam.py's metrics on the 20 held-out scenes of the docs (once per session)."""
     cfg, ckpt = DEMO[family]
-    return _eval_boxam().evaluate(str(cfg), str(ckpt), method, num_scenes=6)
+    return _eval_boxam().evaluate(str(cfg), str(ckpt), method, num_scenes=20)
 
 
 @pytest.mark.parametrize('family', FAMILIES)
 def test_trained_detector_maps_point_at_their_boxes(family):
     grad = trained_metrics(family, 'gradcam')
     layer = trained_metrics(family, 'layercam')
-    assert grad['boxes'] >= 10, f'{family}: only {grad["boxes"]} detections on 6 test scenes'
+    assert grad['boxes'] >= 10, f'{family}: only {grad["boxes"]} detections on 20 test scenes'
     # The combined map's mass inside the detected boxes beats a uniform map's.
     assert grad['energy_ratio'] > 1.5, grad
     assert layer['energy_ratio'] > 1.5, layer
@@ -412,19 +543,31 @@ def test_trained_detector_maps_point_at_their_boxes(family):
 
 
 #: Per-box peak in its own box, measured with tools/eval_boxam.py on 20 held-out scenes:
-#: family -> (boxes, GradCAM, LayerCAM); docs/en/boxam_vis.md has the whole table.
-OWN_BOX_MEASURED = {'yolov5': (94, '59.6%', '81.9%'), 'yolov6': (101, '41.6%', '95.0%'),
-                    'yolox': (86, '18.6%', '77.9%'), 'rtmdet': (92, '27.2%', '82.6%')}
+#: family -> (boxes, gradcam (per pixel, the default), gradcam-avg); docs/en/boxam_vis.md has
+#: the whole table. The misses of the per-pixel map land a few pixels beside their box, not in
+#: another box.
+OWN_BOX_MEASURED = {'yolov5': (94, '83.0%', '59.6%'), 'yolov6': (101, '92.1%', '41.6%'),
+                    'yolox': (86, '60.5%', '18.6%'), 'rtmdet': (92, '73.9%', '27.2%')}
+MEETS_THE_BAR = {'yolov6'}
+
+
+@pytest.mark.parametrize('family', FAMILIES)
+def test_per_pixel_gradcam_follows_its_box_better_than_the_averaged_one(family):
+    per_pixel = trained_metrics(family, 'gradcam')
+    averaged = trained_metrics(family, 'gradcam-avg')
+    assert per_pixel['peak_in_box'] >= averaged['peak_in_box'] + 0.15, (per_pixel, averaged)
+    assert per_pixel['energy_ratio'] > averaged['energy_ratio'], (per_pixel, averaged)
 
 
 @pytest.mark.parametrize('family', [
-    pytest.param(family, marks=pytest.mark.xfail(strict=True, reason=(
-        "GradCAM averages a box's gradient over the whole level, so its per-box map is a "
-        f'similarity map: on the {family} demo detector it peaks in its own box for {grad} of '
-        f'{boxes} boxes (LayerCAM {layer})')))
-    for family, (boxes, grad, layer) in OWN_BOX_MEASURED.items()])
+    family if family in MEETS_THE_BAR else pytest.param(family, marks=pytest.mark.xfail(
+        strict=True, reason=(
+            f'per-pixel GradCAM (the default) peaks in its own box for {grad} of {boxes} boxes '
+            f'on the {family} demo detector (the averaged GradCAM: {avg}); the misses are a '
+            'few pixels beside the box')))
+    for family, (boxes, grad, avg) in OWN_BOX_MEASURED.items()])
 def test_trained_detector_gradcam_peaks_in_its_own_box(family):
-    """The 90% bar of the issue, for per-box GradCAM on held-out scenes."""
+    """The 90% bar, for the default per-box map on held-out scenes."""
     grad = trained_metrics(family, 'gradcam')
     assert grad['peak_in_box'] >= 0.9, grad
 

@@ -96,6 +96,50 @@ def test_cam_hook_draws_and_leaves_metrics_and_model_untouched(tmp_path, tiny_cl
     assert len(accumulator.Tags()['images']) == 3
 
 
+def _train(mmpretrain_configs, root: Path, work_dir: Path, hooks=None):
+    """Two short epochs on the six images, validating after each; (losses, final weights)."""
+    import json
+    cfg = _test_cfg(mmpretrain_configs, root, work_dir, hooks)
+    cfg.train_dataloader = folder_loader(root / 'data', [
+        dict(type='RandomResizedCrop', scale=32), dict(type='RandomFlip', prob=0.5)])
+    cfg.train_dataloader.sampler = dict(type='DefaultSampler', shuffle=True)
+    cfg.val_dataloader, cfg.val_evaluator = cfg.test_dataloader, cfg.test_evaluator
+    cfg.train_cfg = dict(by_epoch=True, max_epochs=2, val_interval=1)
+    cfg.val_cfg = dict()
+    cfg.optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9))
+    cfg.param_scheduler = []
+    cfg.randomness = dict(seed=0)
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=10)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    scalars, = work_dir.glob('*/vis_data/scalars.json')
+    losses = [json.loads(line)['loss'] for line in scalars.read_text().splitlines()
+              if '"loss"' in line]
+    return losses, {k: v.clone() for k, v in runner.model.state_dict().items()}
+
+
+def test_hooks_in_a_training_run_change_nothing(tmp_path, tiny_classification,
+                                                mmpretrain_configs):
+    """The hooks in a real training run (validation every epoch): pictures per epoch, and the
+    same losses and final weights as without them (no random numbers consumed). mmengine calls
+    every hook's _after_iter funnel from after_train_iter; a hook that shadowed it broke this."""
+    hooks = [dict(type='mmcam.CAMVisualizationHook', phases=['val'], max_samples=1,
+                  methods=['GradCAM', 'EigenCAM']),
+             dict(type='mmcam.FeatMapVisualizationHook', phases=['val'], max_samples=1,
+                  target_layers=['backbone.layer4'])]
+    plain_losses, plain_weights = _train(mmpretrain_configs, tiny_classification,
+                                         tmp_path / 'plain')
+    losses, weights = _train(mmpretrain_configs, tiny_classification, tmp_path / 'hooked', hooks)
+    assert len(plain_losses) == 6 and losses == plain_losses
+    for name, value in plain_weights.items():
+        torch.testing.assert_close(weights[name], value, rtol=0, atol=0, msg=name)
+    pictures = [p.name for p in _pictures(tmp_path / 'hooked')]
+    for epoch in (1, 2):  # step = epoch in the file names of the local backend
+        assert sum(n.endswith(f'_{epoch}.png') for n in pictures) == 2, pictures
+    assert not _pictures(tmp_path / 'plain')
+
+
 def test_hook_failure_is_logged_once_and_testing_goes_on(tmp_path, tiny_classification,
                                                          mmpretrain_configs):
     # The neck pools to (B, C) vectors: no spatial map to explain, in every batch.
@@ -299,3 +343,40 @@ def test_batch_samples_on_the_original_image_match_the_cli_path(tiny_detection, 
         assert sample.image.shape == reference.image.shape
         assert sample.geometry == reference.geometry, (sample.geometry, reference.geometry)
         assert torch.allclose(sample.inputs, reference.inputs)
+
+
+def test_boxam_hook_and_cli_give_the_same_maps(tmp_path, tiny_detection, repo_root):
+    """The box-AM hook (a real Runner's model and batch) and demo/boxam_vis_demo.py compute the
+    same per-box maps for the same image, with the per-pixel default and --explain both."""
+    import importlib.util
+    from mmengine.dataset import pseudo_collate
+    from mmyolo.registry import DATASETS
+
+    from mmcam.engine.hooks import BoxAMVisualizationHook, model_state_restored
+    root, checkpoint = tiny_detection
+    config = repo_root / 'configs' / 'demo' / 'det_yolov5.py'
+    cfg = _det_cfg(repo_root, root, checkpoint, tmp_path / 'work')
+    runner = Runner.from_cfg(cfg)
+    runner.load_checkpoint(str(checkpoint))
+    dataset = DATASETS.build(cfg.test_dataloader.dataset)
+    batch = pseudo_collate([dataset[0]])
+    hook = BoxAMVisualizationHook(methods=['gradcam'], explain='both', score_thr=0.3, topk=3)
+    inferencer = hook._get_inferencers(runner.model, runner)['gradcam']
+    with model_state_restored(runner.model):  # as the hook runs it: eval mode, gradients on
+        sample, = inferencer.loaded.samples_from_batch(batch, [0], original=True)
+        from_hook = inferencer.explain(sample)
+    assert len(from_hook.detections) > 0
+
+    spec = importlib.util.spec_from_file_location('boxam_demo',
+                                                  repo_root / 'demo' / 'boxam_vis_demo.py')
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    out = tmp_path / 'cli'
+    assert demo.main([sample.path, str(config), str(checkpoint), '--explain', 'both',
+                      '--topk', '3', '--per-box', '--save-cam', '--device', 'cpu',
+                      '--out-dir', str(out)]) == 0
+    stem = Path(sample.path).stem
+    from_cli = np.stack([np.load(out / f'{stem}_box{i}.npy')
+                         for i in range(len(from_hook.detections))])
+    np.testing.assert_allclose(from_cli, from_hook.box_maps, atol=1e-4)
+    np.testing.assert_allclose(np.load(out / f'{stem}.npy'), from_hook.combined, atol=1e-4)

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mmcam.utils.errors import InputError
@@ -208,3 +209,27 @@ def patch_grid_probe(backbone: nn.Module, transforms: Sequence[TokenReshape],
     finally:
         for h in handles:
             h.remove()
+
+
+class PyramidReshape:
+    """grad-cam ``reshape_transform``: several maps from one layer -> one (B, C, h, w) grid.
+
+    A layer like ``neck`` returns one map per pyramid level; they are resized to the largest
+    level's size, capped at ``max_shape`` (h, w), and stacked along channels. A single map
+    passes through unchanged.
+    """
+
+    def __init__(self, max_shape: Optional[Sequence[int]] = None) -> None:
+        self.max_shape = tuple(max_shape) if max_shape else None
+
+    def __call__(self, output):
+        if torch.is_tensor(output):
+            return output
+        maps = [m for m in output if torch.is_tensor(m) and m.dim() == 4]
+        h = max(m.shape[-2] for m in maps)
+        w = max(m.shape[-1] for m in maps)
+        if self.max_shape is not None:
+            h, w = (min(h, self.max_shape[0]) if self.max_shape[0] > 0 else h,
+                    min(w, self.max_shape[-1]) if self.max_shape[-1] > 0 else w)
+        return torch.cat([F.interpolate(m, (h, w), mode='bilinear', align_corners=False)
+                          for m in maps], dim=1)

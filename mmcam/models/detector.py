@@ -166,14 +166,13 @@ class DetectorAdapter:
     def _decoded_boxes(self, outs: tuple) -> torch.Tensor:
         """All priors' boxes in network-input pixels, decoded as ``predict_by_feat`` does."""
         head = self.head
-        cls_scores, bbox_preds = outs[0], outs[1]
+        cls_scores = outs[0]
         sizes = [c.shape[2:] for c in cls_scores]
         priors = torch.cat(head.prior_generator.grid_priors(
             sizes, dtype=cls_scores[0].dtype, device=cls_scores[0].device))
         strides = torch.cat([priors.new_full((s.numel() * head.num_base_priors,), stride)
                              for s, stride in zip(sizes, head.featmap_strides)])
-        preds = torch.cat([b.permute(0, 2, 3, 1).reshape(1, -1, 4) for b in bbox_preds], dim=1)
-        return head.bbox_coder.decode(priors[None], preds, strides)[0]
+        return head.bbox_coder.decode(priors[None], self.flatten_regression(outs)[:1], strides)[0]
 
     def _match_priors(self, outs: tuple, meta: dict, bboxes: torch.Tensor,
                       labels: torch.Tensor, scores: torch.Tensor) -> np.ndarray:
@@ -226,9 +225,17 @@ class DetectorAdapter:
             cell_xy[i] = ((cell % w + 0.5) * stride[0], (cell // w + 0.5) * stride[1])
         return level.astype(np.int64), cell_xy
 
-    def box_scores(self, detections: Detections, kind: str = 'logit') -> 'BoxScores':
-        """A module ``inputs -> (B, N)`` scores of ``detections``, for the CAM methods."""
-        return BoxScores(self, detections.prior_index, detections.labels, kind)
+    def flatten_regression(self, outs: tuple) -> torch.Tensor:
+        """Per-level box outputs -> ``(B, P, 4)`` raw regressions, in the priors' order (what
+        the head predicts: YOLOv5's offsets, YOLOX's centre and log size, or distances)."""
+        batch = outs[1][0].shape[0]
+        return torch.cat([b.permute(0, 2, 3, 1).reshape(batch, -1, 4) for b in outs[1]], dim=1)
+
+    def box_scores(self, detections: Detections, kind: str = 'logit',
+                   regression: bool = False) -> 'BoxScores':
+        """A module ``inputs -> (B, N)`` scores of ``detections``, for the CAM methods; with
+        ``regression``, ``(B, 5N)``: the N scores, then each box's 4 raw regression outputs."""
+        return BoxScores(self, detections.prior_index, detections.labels, kind, regression)
 
 
 class BoxScores(nn.Module):
@@ -236,24 +243,35 @@ class BoxScores(nn.Module):
 
     ``kind='confidence'`` gives the confidence the detector reports (class probability,
     times objectness where the head has one); ``kind='logit'`` gives its log-odds, which is
-    the raw class output itself for heads without objectness.
+    the raw class output itself for heads without objectness. With ``regression``, the
+    output is ``(B, 5N)``: the N scores, then box i's four raw regression outputs at its prior
+    in columns ``N + 4i .. N + 4i + 3`` (what the box's position and size are decoded from).
     """
 
     def __init__(self, adapter: DetectorAdapter, prior_index: Sequence[int],
-                 labels: Sequence[int], kind: str = 'logit') -> None:
+                 labels: Sequence[int], kind: str = 'logit', regression: bool = False) -> None:
         super().__init__()
         if kind not in SCORE_KINDS:
             raise ValueError(f'kind={kind!r}: expected one of {SCORE_KINDS}.')
         self.detector = adapter.model  # a submodule, so CAM methods can find/replace layers
         self.adapter = adapter
         self.kind = kind
+        self.regression = regression
         self.register_buffer('prior_index', torch.as_tensor(np.asarray(prior_index),
                                                              dtype=torch.long), persistent=False)
         self.register_buffer('labels', torch.as_tensor(np.asarray(labels), dtype=torch.long),
                              persistent=False)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        cls, obj = self.adapter.flatten(self.adapter.head_outputs(inputs))
+        outs = self.adapter.head_outputs(inputs)
+        scores = self._scores(outs)
+        if not self.regression:
+            return scores
+        boxes = self.adapter.flatten_regression(outs)[:, self.prior_index.to(scores.device)]
+        return torch.cat([scores, boxes.reshape(scores.shape[0], -1)], dim=1)
+
+    def _scores(self, outs: tuple) -> torch.Tensor:
+        cls, obj = self.adapter.flatten(outs)
         idx = self.prior_index.to(cls.device)
         c = cls[:, idx, self.labels.to(cls.device)]                          # (B, N)
         if obj is None:

@@ -95,10 +95,10 @@ class ExplainHook(Hook):
         self._start()
 
     def after_val_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        self._after_iter(runner, 'val', batch_idx, data_batch, outputs)
+        self._explain_batch(runner, 'val', batch_idx, data_batch, outputs)
 
     def after_test_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        self._after_iter(runner, 'test', batch_idx, data_batch, outputs)
+        self._explain_batch(runner, 'test', batch_idx, data_batch, outputs)
 
     def after_val_epoch(self, runner, metrics=None) -> None:
         self._write(runner, 'val')
@@ -111,7 +111,9 @@ class ExplainHook(Hook):
         self._done = 0
         self._pictures = []
 
-    def _after_iter(self, runner, phase: str, batch_idx: int, data_batch, outputs) -> None:
+    # Not named _after_iter: that is mmengine's funnel, which after_train_iter calls with
+    # mode='train'; shadowing it broke every training run with these hooks configured.
+    def _explain_batch(self, runner, phase: str, batch_idx: int, data_batch, outputs) -> None:
         if (phase not in self.phases or batch_idx % self.interval
                 or self._done >= self.max_samples or not data_batch):
             return

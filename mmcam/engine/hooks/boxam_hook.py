@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import List, Optional, Sequence
 
+from mmcam.cams.box_methods import check_explain, get_box_method
 from mmcam.engine.hooks.base import ExplainHook, Picture, dataset_meta
 from mmcam.registry import HOOKS
 
@@ -18,11 +19,13 @@ class BoxAMVisualizationHook(ExplainHook):
                              score_thr=0.3, per_box=True)]
 
     Args:
-        methods: box-AM methods (``gradcam``, ``gradcam++``, ``xgradcam``, ``layercam``,
-            ``eigencam``, ``ablationcam``); one picture per method.
+        methods: box-AM methods (:mod:`mmcam.cams.box_methods`: ``gradcam``, ``gradcam++``,
+            ``gradcam-avg``, ``xgradcam``, ``layercam``, ``eigencam``, ``ablationcam``, ...);
+            one picture per method.
         target_layers: layer names; default as ``demo/boxam_vis_demo.py``.
         score_thr, topk: which detections to explain.
         per_box: one panel per box instead of the combined map.
+        explain: ``class``, ``box`` or ``both`` (see ``demo/boxam_vis_demo.py --explain``).
         **kwargs: ``phases``, ``interval``, ``max_samples``, ``alpha`` of :class:`ExplainHook`.
     """
     kind = 'boxam'
@@ -33,17 +36,15 @@ class BoxAMVisualizationHook(ExplainHook):
                  score_thr: float = 0.3,
                  topk: int = 10,
                  per_box: bool = False,
+                 explain: str = 'class',
                  **kwargs) -> None:
         super().__init__(**kwargs)
-        from mmcam.apis.boxam import METHOD_SCORES
-        from mmcam.cams.methods import get_method
         self.methods = [methods] if isinstance(methods, str) else list(methods)
         for name in self.methods:
-            if get_method(name).__name__ not in METHOD_SCORES:
-                raise ValueError(f'{name!r} is not a box-AM method; expected one of '
-                                 f'{sorted(METHOD_SCORES)}.')
+            check_explain(get_box_method(name), explain)
         self.target_layers = target_layers
         self.score_thr, self.topk, self.per_box = score_thr, topk, per_box
+        self.explain_what = explain
         self._inferencers = {}
         self._visualizer = None
 
@@ -56,7 +57,8 @@ class BoxAMVisualizationHook(ExplainHook):
                                             dataset_meta(runner))
             self._inferencers = {
                 m: BoxAMInferencer(loaded, m, self.target_layers or DEFAULT_TARGET_LAYERS,
-                                   score_thr=self.score_thr, topk=self.topk)
+                                   score_thr=self.score_thr, topk=self.topk,
+                                   explain=self.explain_what)
                 for m in self.methods}
         return self._inferencers
 
