@@ -78,10 +78,15 @@ def test_classifier_checkpoint_classifies_held_out_scenes(name):
     config, checkpoint = _paths(name)
     from mmpretrain.apis import ImageClassificationInferencer, get_model
 
+    from mmengine.registry import DefaultScope
+
     import mmcam  # noqa: F401  (allow-lists OpenMMLab checkpoint meta for torch's loader)
     model = get_model(config, pretrained=checkpoint, device='cpu')
     assert tuple(model._dataset_meta['classes']) == CLASSES  # where get_model keeps them
-    inferencer = ImageClassificationInferencer(model, device='cpu')
+    # mmpretrain's inferencer builds its pipeline in the process-wide default scope, which the
+    # tests run before may have left at mmyolo; mmpretrain's own tools start in theirs.
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        inferencer = ImageClassificationInferencer(model, device='cpu')
     gen = DigitSceneGenerator('test', seed=2024)
     scenes = [gen.classification_scene() for _ in range(50)]
     preds = inferencer([_bgr(s.image) for s in scenes], batch_size=25)

@@ -348,7 +348,6 @@ def test_batch_samples_on_the_original_image_match_the_cli_path(tiny_detection, 
 def test_boxam_hook_and_cli_give_the_same_maps(tmp_path, tiny_detection, repo_root):
     """The box-AM hook (a real Runner's model and batch) and demo/boxam_vis_demo.py compute the
     same per-box maps for the same image, with the per-pixel default and --explain both."""
-    import importlib.util
     from mmengine.dataset import pseudo_collate
     from mmyolo.registry import DATASETS
 
@@ -367,10 +366,7 @@ def test_boxam_hook_and_cli_give_the_same_maps(tmp_path, tiny_detection, repo_ro
         from_hook = inferencer.explain(sample)
     assert len(from_hook.detections) > 0
 
-    spec = importlib.util.spec_from_file_location('boxam_demo',
-                                                  repo_root / 'demo' / 'boxam_vis_demo.py')
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    from mmcam.cli import boxam as demo
     out = tmp_path / 'cli'
     assert demo.main([sample.path, str(config), str(checkpoint), '--explain', 'both',
                       '--topk', '3', '--per-box', '--save-cam', '--device', 'cpu',

@@ -1,7 +1,6 @@
 """tools/vis_cam.py end to end: flags, outputs, folder runs and one-line errors."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -17,10 +16,8 @@ TOOL = REPO / 'tools' / 'vis_cam.py'
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location('vis_cam_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from mmcam.cli import vis_cam
+    return vis_cam
 
 
 @pytest.fixture(scope='module')
@@ -58,25 +55,26 @@ def test_single_image_picture_and_npy(tool, capsys, resnet, tmp_path):
     cfg, ckpt = resnet
     img = write_photo(tmp_path / 'cat.png', 90, 130)
     out = tmp_path / 'out' / 'cam.png'
-    code, out_text, err = _run(tool, capsys, img, cfg, ckpt, '--save-path', out, '--save-cam',
+    code, written, err = _run(tool, capsys, img, cfg, ckpt, '--save-path', out, '--save-cam',
                                '--method', 'GradCAM', 'eigencam', 'gradcam++')
     assert code == 0, err
-    assert 'backbone.layer4.1.bn2' in out_text  # the default layer is reported
-    assert 'map grid: 3x3 cells on a 96x96 network input (coarse' in out_text
+    assert 'backbone.layer4.1.bn2' in err  # the default layer is reported (on stderr)
+    assert 'map grid: 3x3 cells on a 96x96 network input (coarse' in err
+    assert written.split()[0] == str(out) and len(written.split()) == 4  # picture, 3 maps
     import mmcv
     picture = mmcv.imread(str(out))
     assert picture is not None and picture.shape[1] >= 3 * 224  # three methods side by side
     for method in ('GradCAM', 'EigenCAM', 'GradCAMPlusPlus'):
-        npy = tmp_path / 'out' / f'cam_{method}_{_predicted(out_text)}.npy'
+        npy = tmp_path / 'out' / f'cam_{method}_{_predicted(err)}.npy'
         cam = np.load(npy)
         assert cam.shape == (90, 130) and cam.dtype == np.float32
         assert 0.0 <= cam.min() and cam.max() <= 1.0 and cam.max() > cam.min()
     assert not [p for p in os.listdir(tmp_path / 'out') if '.tmp' in p]  # atomic writes
 
 
-def _predicted(stdout: str) -> int:
+def _predicted(messages: str) -> int:
     # "predicted class_3 (0.12)" -> 3
-    word = stdout.split('predicted ')[1].split()[0]
+    word = messages.split('predicted ')[1].split()[0]
     return int(word.rsplit('_', 1)[1])
 
 
@@ -105,17 +103,18 @@ def test_folder_run_skips_a_bad_file(tool, capsys, resnet, tmp_path):
     (src / 'broken.png').write_bytes(b'not a png at all')
     (src / 'empty.png').write_bytes(b'')
     out = tmp_path / 'out'
-    code, text, err = _run(tool, capsys, src, cfg, ckpt, '--out-dir', out, '--save-cam',
-                           '--batch-size', '2')
-    assert code == 0, err
+    code, written, err = _run(tool, capsys, src, cfg, ckpt, '--out-dir', out, '--save-cam',
+                              '--batch-size', '2')
+    assert code == 1, err  # some inputs skipped
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob('*.png')) == [
         'img0.png', 'img1.png', 'sub/img2.png']
     assert np.load(out / 'sub' / 'img2.npy').shape == (64, 64)
-    assert '2 skipped' in text and 'broken.png' in text and 'empty.png' in text
+    assert '2 skipped' in err and 'broken.png' in err and 'empty.png' in err
+    assert len(written.split()) == 6  # 3 pictures and 3 maps, one path per line
     # A glob selects the same way.
     code, _, err = _run(tool, capsys, str(src / '*.png'), cfg, ckpt, '--out-dir',
                         tmp_path / 'glob')
-    assert code == 0 and len(list((tmp_path / 'glob').glob('*.png'))) == 2
+    assert code == 1 and len(list((tmp_path / 'glob').glob('*.png'))) == 2
 
 
 def test_vit_like_flags(tool, capsys, deit, tmp_path):
@@ -162,7 +161,8 @@ def test_errors_are_one_line_and_non_zero(tool, capsys, resnet, deit, tmp_path, 
         write_photo(img, 64, 64)
     code, _, err = _run(tool, capsys, img, cfg, ckpt, '--save-path', tmp_path / 'o.png', *extra)
     assert code == 2  # a user error, as argparse reports its own
-    lines = [line for line in err.splitlines() if line.strip()]
+    lines = [line for line in err.splitlines()  # the one error line, after the default device
+             if line.strip() and not line.startswith(('device: ', 'target layer(s): '))]
     assert len(lines) == 1 and lines[0].startswith('vis_cam: error:'), err
     assert expected in lines[0]
     assert 'Traceback' not in err
@@ -200,7 +200,7 @@ def test_a_map_that_is_zero_everywhere_is_explained(tool, capsys, tmp_path):
                           'backbone.layers[-1].ln2', '--save-path', tmp_path / 'blank.npy')
     assert code == 0, err
     assert not np.load(tmp_path / 'blank.npy').any()
-    assert 'map(s) are zero everywhere' in out and '--target-layers' in out
+    assert 'map(s) are zero everywhere' in err and '--target-layers' in err
     code, out, err = _run(tool, capsys, img, cfg, ckpt, '--save-path', tmp_path / 'ok.npy')
     assert code == 0, err
-    assert np.load(tmp_path / 'ok.npy').max() > 0 and 'zero everywhere' not in out
+    assert np.load(tmp_path / 'ok.npy').max() > 0 and 'zero everywhere' not in err

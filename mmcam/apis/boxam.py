@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from mmcam.apis.model_loader import ImageLike, InputError, LoadedModel, Sample, find_module
 from mmcam.cams.ablation import BoxAblationCAM, ZeroAblationLayer
-from mmcam.cams.box_maps import COMBINE_MODES, combine_maps, normalise_in_boxes
+from mmcam.cams.box_maps import combine_maps, normalise_in_boxes
 from mmcam.cams.box_methods import BOX_METHODS, BoxMethod, check_explain, get_box_method
 from mmcam.cams.per_target import per_target_cams
 from mmcam.cams.reshape import PyramidReshape

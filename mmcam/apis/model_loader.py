@@ -327,13 +327,17 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '
 
 
 def expand_images(spec: Union[str, Sequence[str]]) -> List[str]:
-    """A file, a folder (its images, recursively, sorted) or a glob pattern -> image paths."""
+    """A file, a folder (its images, recursively, sorted) or a glob pattern -> image paths.
+
+    Links to folders are not followed inside a folder (a link to the folder itself would be
+    walked again and again); links to files are.
+    """
     specs = [spec] if isinstance(spec, str) else list(spec)
     paths: List[str] = []
     for s in specs:
         if os.path.isdir(s):
-            found = sorted(p for p in glob.glob(os.path.join(s, '**', '*'), recursive=True)
-                           if os.path.isfile(p))
+            found = sorted(os.path.join(folder, name) for folder, _, names in os.walk(s)
+                           for name in names if os.path.isfile(os.path.join(folder, name)))
             paths += [p for p in found if p.lower().endswith(IMAGE_EXTENSIONS)] or found
         elif os.path.isfile(s):
             paths.append(s)

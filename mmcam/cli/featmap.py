@@ -1,0 +1,184 @@
+"""Feature maps of any layers of an mmyolo/mmdet detector or mmpretrain classifier.
+
+    python demo/featmap_vis_demo.py IMG CONFIG CHECKPOINT [options]
+
+IMG is an image file, a folder or a glob pattern; the model is loaded once. The flags are those
+of mmyolo's demo/featmap_vis_demo.py (same names, same meanings), plus --out-dir, --canvas,
+--alpha and --debug. Unlike mmyolo's demo, the maps are aligned with the original image
+through the test pipeline's own resize/letterbox metadata, so no test_pipeline edit is needed,
+and --cfg-options reach the model that is actually built.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from typing import List, Optional, Sequence
+
+import mmcv
+import numpy as np
+
+import mmcam
+from mmcam.apis.featmap import featmap_levels
+from mmcam.apis.model_loader import InputError, LoadedModel, expand_images, find_module
+from mmcam.geometry import InputGeometry
+from mmcam.cli.common import (Report, Shower, add_common_arguments, output_stems, outside,
+                              pick_device, preview_model, run_tool)
+from mmcam.utils.io import atomic_path
+from mmcam.visualization.featmap import check_arrangement, draw_levels
+
+
+MMCAM_DIR = os.path.dirname(os.path.abspath(mmcam.__file__))
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Draw feature maps of chosen layers, aligned with the original image.')
+    parser.add_argument('img', help='image file, folder of images or glob pattern ("imgs/*.jpg")')
+    parser.add_argument('config', help='model config file')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--target-layers', nargs='+', default=['backbone'],
+                        help='modules whose outputs to draw, e.g. backbone, neck, '
+                        'backbone.stage4, neck.out_layers[2]; a module that returns several '
+                        'pyramid levels gives one map per level (default: backbone)')
+    parser.add_argument('--preview-model', action='store_true',
+                        help='print every layer name, type and output shape for IMG, and exit')
+    parser.add_argument('--channel-reduction', default='select_max',
+                        choices=['squeeze_mean', 'select_max', 'None'],
+                        help='squeeze_mean: mean of all channels; select_max: the most active '
+                        'channel; None: the --topk most active channels (default: select_max)')
+    parser.add_argument('--topk', type=int, default=4,
+                        help='with --channel-reduction None: how many channels to show; -1 '
+                        'shows a 1- or 3-channel map as it is (default: 4)')
+    parser.add_argument('--arrangement', nargs=2, type=int, default=[2, 2],
+                        metavar=('ROWS', 'COLS'), help='grid of the top-k maps (default: 2 2)')
+    parser.add_argument('--score-thr', type=float, default=None,
+                        help='detectors only: draw the detections scoring at least this '
+                        '(default: no detections drawn)')
+    parser.add_argument('--canvas', choices=['original', 'input'], default='original',
+                        help='draw on the original image (pipeline resize/padding undone) or '
+                        'on the network input as the model saw it (default: original)')
+    parser.add_argument('--alpha', type=float, default=0.5,
+                        help='opacity of the maps over the image, 0..1 (default: 0.5)')
+    parser.add_argument('--out-file', help='output picture, for a single image')
+    parser.add_argument('--out-dir', help='output folder, one PNG per image; sub-folders of '
+                        'IMG are mirrored (default: outputs/featmap_vis unless --out-file)')
+    parser.add_argument('--show', action='store_true', help='show each picture in a window')
+    add_common_arguments(parser)
+    return parser.parse_args(argv)
+
+
+class OptionError(InputError):
+    """An option that fails the same way for every image: the run stops at the first one."""
+
+
+def check_options(args: argparse.Namespace, images: List[str]) -> None:
+    """Refuse option combinations that cannot work, before the model is loaded."""
+    if not 0.0 <= args.alpha <= 1.0:
+        raise InputError(f'--alpha {args.alpha} is out of range; expected 0..1.')
+    if args.channel_reduction is None:
+        try:
+            check_arrangement(args.topk, args.arrangement)
+        except ValueError as err:
+            raise InputError(str(err)) from None
+    if args.out_file and len(images) > 1:
+        raise InputError(f'--out-file names one picture but IMG matched {len(images)} images; '
+                         'use --out-dir DIR instead.')
+    if args.out_file and args.out_dir:
+        raise InputError('--out-file and --out-dir were both given; expected one of them.')
+
+
+def detections(result, score_thr: float, classes: Sequence[str]):
+    """(boxes in original pixels, labels) of the detections scoring at least ``score_thr``."""
+    pred = result.pred_instances
+    keep = pred.scores >= score_thr
+    boxes = pred.bboxes[keep].detach().cpu().numpy()
+    labels = [f'{classes[c] if c < len(classes) else c} {s:.2f}' for c, s in
+              zip(pred.labels[keep].tolist(), pred.scores[keep].tolist())]
+    return boxes, labels
+
+
+def draw_one(loaded: LoadedModel, args: argparse.Namespace, image: str) -> np.ndarray:
+    """Run one image through the model and draw the target layers' maps."""
+    sample = loaded.prepare([image])[0]
+    try:
+        levels, results = featmap_levels(loaded, sample, args.target_layers)
+    except InputError as err:  # a layer that cannot be drawn stops the run, for every image
+        raise OptionError(str(err)) from None
+
+    boxes = labels = None
+    if args.score_thr is not None:
+        boxes, labels = detections(results[0], args.score_thr, loaded.classes)
+    if args.canvas == 'input':
+        canvas = loaded.input_image(sample.inputs)
+        geometry = InputGeometry.identity(canvas.shape[:2])
+        if boxes is not None:  # the maps cover the whole input: bring the boxes there too
+            xy = sample.geometry.to_input_points(boxes.reshape(-1, 2))
+            boxes = xy.reshape(-1, 4)
+    else:
+        canvas, geometry = sample.image, sample.geometry
+    try:
+        return draw_levels(levels, canvas, args.channel_reduction, args.topk,
+                           tuple(args.arrangement), None, args.alpha, geometry=geometry,
+                           boxes=boxes, box_labels=labels)
+    except ValueError as err:  # e.g. --topk -1 on a 128-channel map
+        raise OptionError(str(err)) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.channel_reduction == 'None':
+        args.channel_reduction = None
+    images = expand_images(args.img)
+    check_options(args, images)
+    if not (args.out_file or args.out_dir or args.preview_model):
+        args.out_dir = os.path.join('outputs', 'featmap_vis')
+    images = outside(images, args.out_dir)
+
+    loaded = LoadedModel(args.config, args.checkpoint, device=pick_device(args.device),
+                         cfg_options=args.cfg_options,
+                         allow_unsafe_checkpoint=args.allow_unsafe_checkpoint)
+    if args.preview_model:
+        return preview_model(loaded, images)
+    if args.score_thr is not None and loaded.task != 'detection':
+        raise InputError('--score-thr draws detections, but the config builds a classifier; '
+                         'leave --score-thr out.')
+    for name in args.target_layers:  # an unknown layer stops the run before any image
+        find_module(loaded.model, name)
+
+    from rich.console import Console
+    from rich.progress import track
+
+    report = Report()
+    show = Shower(args.show, report, args.out_file or args.out_dir)
+    outputs = {images[0]: args.out_file} if args.out_file else {
+        image: stem + '.png' for image, stem in output_stems(images, args.out_dir).items()}
+    for image in track(images, description='feature maps', console=Console(stderr=True),
+                       disable=len(images) == 1):
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter('always')
+                drawn = draw_one(loaded, args, image)
+            for w in caught:  # mmcam's own notes (e.g. a stretched map), not dependencies'
+                if os.path.abspath(w.filename).startswith(MMCAM_DIR):
+                    report.note(str(w.message))
+        except OptionError:
+            raise
+        except Exception as err:  # one bad image must not stop a folder run
+            if args.debug:
+                raise
+            report.skip(image, err)
+            continue
+        with atomic_path(outputs[image]) as tmp:
+            mmcv.imwrite(mmcv.rgb2bgr(drawn), tmp)
+        report.wrote(outputs[image])
+        show(drawn, os.path.basename(image))
+    return report.finish(len(images))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    return run_tool('featmap_vis_demo', run, parse_args, argv)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
