@@ -219,7 +219,7 @@ def _independent_odam(loaded, sample, dets, index: int, layer_name: str,
     """relu(sum_c dS/dA * A) at one layer for box ``index``, by plain autograd, then presented
     as grad-cam presents every map: scaled to [0, 1], resized to the input, scaled again."""
     import cv2
-    from mmcam.apis.model_loader import find_module
+    from mmcam.utils.modules import find_module
     adapter = DetectorAdapter(loaded.model)
     layer = find_module(loaded.model, layer_name)
     kept = {}
@@ -569,7 +569,7 @@ def test_trained_detector_gradcam_peaks_in_its_own_box(family):
 def test_ablationcam_replaying_the_neck_changes_nothing(family, monkeypatch):
     """AblationCAM re-runs only the out_layers and the head on one backbone + neck pass: the
     maps of the trained demo detectors are those of full re-runs."""
-    from mmcam.apis.model_loader import find_module
+    from mmcam.utils.modules import find_module
     cfg, ckpt = DEMO[family]
     loaded = LoadedModel(str(cfg), str(ckpt))
     image = str(REPO / 'demo' / 'digits_det.png')

@@ -14,21 +14,26 @@ A model is loaded once by :class:`BoxAMInferencer` and reused for every image.
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from torch import nn
 
-from mmcam.apis.model_loader import ImageLike, InputError, LoadedModel, Sample, find_module
+from mmcam.apis.model_loader import InputError, LoadedModel
 from mmcam.cams.ablation import BoxAblationCAM, ZeroAblationLayer
 from mmcam.cams.box_maps import combine_maps, normalise_in_boxes
 from mmcam.cams.box_methods import BOX_METHODS, BoxMethod, check_explain, get_box_method
 from mmcam.cams.per_target import per_target_cams
 from mmcam.cams.reshape import PyramidReshape
 from mmcam.models.capture import capture_outputs
-from mmcam.models.detector import DetectorAdapter, Detections
+from mmcam.models.detector import DetectorAdapter
+from mmcam.structures import BoxAMResult, Detections, ImageLike, Sample
+from mmcam.utils.errors import OptionError
+from mmcam.utils.modules import find_module
+from mmcam.visualization.boxam import draw_note
+from mmcam.visualization.cam_visualizer import CAMVisualizer
 
 #: The neck's three output levels (strides 8, 16, 32), which all four families have: an
 #: nn.Identity in YOLOv5/YOLOv6 (the PAFPN output itself), a ConvModule in YOLOX/RTMDet.
@@ -39,24 +44,6 @@ ALL_LEVELS = ('neck.out_layers[0]', 'neck.out_layers[1]', 'neck.out_layers[2]')
 DEFAULT_TARGET_LAYERS = ALL_LEVELS
 #: Largest masked-input tensor ScoreCAM may build (channels x 3 x H x W floats).
 SCORECAM_MAX_BYTES = 4 * 1024 ** 3
-
-
-class LayerError(InputError):
-    """A target layer that cannot be used (the same for every image, so a run stops)."""
-
-
-@dataclass
-class BoxAMResult:
-    """Box AM of one image, all maps float32 in [0, 1] on original-image pixels."""
-    sample: Sample
-    detections: Detections
-    box_maps: np.ndarray      # (N, H, W), one map per kept box, in score order
-    combined: np.ndarray      # (H, W); zeros when nothing was detected
-    seen_mask: np.ndarray     # (H, W) bool, pixels the network saw (not cropped away)
-
-    @property
-    def image(self) -> np.ndarray:
-        return self.sample.image
 
 
 def check_score_thr(score_thr: float) -> None:
@@ -70,7 +57,8 @@ class BoxAMInferencer:
     """Load a detector once; compute box AMs for any number of images.
 
     Args:
-        model: a loaded mmyolo detector (see :class:`LoadedModel`).
+        model: a detector config file (with ``checkpoint``), a :class:`LoadedModel`, or a
+            built detector (with ``scope``, e.g. a Runner's).
         method: a box-AM method name (:mod:`mmcam.cams.box_methods`): ``gradcam`` (= ``odam``,
             per-pixel gradients, as mmyolo), ``gradcam++``, ``gradcam-avg``, ``gradcam++-avg``,
             ``xgradcam``, ``layercam``, ``eigencam``, ``ablationcam``, ``scorecam``.
@@ -87,18 +75,24 @@ class BoxAMInferencer:
         explain: what a gradient method explains: ``class`` (the box's class score),
             ``box`` (its four regression outputs at its prior, one map each, combined by
             their maximum) or ``both`` (the maximum of the class and box maps).
+        checkpoint, device, cfg_options, allow_unsafe_checkpoint, scope: how ``model`` is
+            loaded (see :meth:`LoadedModel.of`).
     """
 
     #: AblationCAM re-runs only the layers after the target layers, on the backbone and neck
     #: work of one pass (:meth:`DetectorAdapter.replayed_neck`); the maps are the same.
     replay_for_ablation = True
 
-    def __init__(self, model: LoadedModel, method: str = 'gradcam',
+    def __init__(self, model: Union[str, LoadedModel, nn.Module], method: str = 'gradcam',
                  target_layers: Sequence[str] = DEFAULT_TARGET_LAYERS, score_thr: float = 0.3,
                  topk: int = -1, norm_in_bbox: bool = False, combine: str = 'max',
                  batch_size: int = 8, ratio_channels_to_ablate: float = 1.0,
                  max_shape: Optional[Sequence[int]] = None, box_batch: int = 4,
-                 explain: str = 'class') -> None:
+                 explain: str = 'class', checkpoint: Optional[str] = None,
+                 device: str = 'cpu', cfg_options: Optional[dict] = None,
+                 allow_unsafe_checkpoint: bool = False, scope: Optional[str] = None) -> None:
+        model = LoadedModel.of(model, checkpoint, device, cfg_options, allow_unsafe_checkpoint,
+                               scope)
         self.loaded = model
         self.adapter = DetectorAdapter(model.model)
         self.box_method: BoxMethod = get_box_method(method)
@@ -123,17 +117,20 @@ class BoxAMInferencer:
         self.batch_size, self.ratio = batch_size, ratio_channels_to_ablate
         self.reshape = PyramidReshape(max_shape)
         self.box_batch = box_batch
+        self.visualizer = CAMVisualizer(name=f'mmcam_boxam_{id(self)}')
 
     @property
     def classes(self) -> Sequence[str]:
         return self.loaded.classes
 
-    def __call__(self, image: ImageLike) -> BoxAMResult:
-        """Detect, then compute one map per kept box and the combined map."""
-        return self.explain(self.loaded.prepare([image])[0])
+    def __call__(self, image: Union[ImageLike, Sample]) -> BoxAMResult:
+        """The same as :meth:`explain`."""
+        return self.explain(image)
 
-    def explain(self, sample: Sample) -> BoxAMResult:
-        """:meth:`__call__` for a sample that is already prepared (the hooks make them)."""
+    def explain(self, image: Union[ImageLike, Sample]) -> BoxAMResult:
+        """Detect, then compute one map per kept box and the combined map, for an image or a
+        sample that is already prepared (the hooks make them)."""
+        sample = image if isinstance(image, Sample) else self.loaded.prepare([image])[0]
         named = dict(zip(self.layer_names, self.layers))
         with capture_outputs(named) as outputs:
             dets = self.adapter.detect(sample, self.score_thr, self.topk)
@@ -197,11 +194,31 @@ class BoxAMInferencer:
             return per_target_cams(cam, sample.inputs, [
                 [lambda out, t=t: t(out[0]) for t in parts] for parts in targets])
 
+    def draw(self, result: BoxAMResult, per_box: bool = False, alpha: float = 0.5,
+             numbered: bool = False) -> np.ndarray:
+        """The picture of a result (RGB uint8): the combined map with every box labelled
+        ``class score``, or with ``per_box`` one panel per box (``numbered``: titled ``#i`` to
+        link a panel to its saved map); a note on the image when nothing was detected."""
+        dets = result.detections
+        if len(dets) == 0:
+            return draw_note(self.visualizer, result.image,
+                             f'no detection with score >= {self.score_thr:g}')
+        titles = box_titles(dets, self.classes)
+        if not per_box:
+            return self.visualizer.draw_boxam(result.image, result.combined, dets.bboxes,
+                                              dets.labels, titles, result.seen_mask,
+                                              alpha=alpha)
+        if numbered:
+            titles = [f'#{i} {title}' for i, title in enumerate(titles)]
+        return self.visualizer.draw_boxam(result.image, None, dets.bboxes, dets.labels, titles,
+                                          result.seen_mask, box_maps=result.box_maps,
+                                          alpha=alpha)
+
     def _check_layers(self, outputs: dict, sample: Sample) -> None:
         """Refuse layers a method cannot use, saying why, before any long computation."""
         for name in self.layer_names:
             if name not in outputs:
-                raise LayerError(
+                raise OptionError(
                     f'Layer {name!r} did not run when the detector processed the image, so it '
                     'has no activations to explain. Expected a layer of the backbone, neck or '
                     'head; see --preview-model.')
@@ -211,14 +228,14 @@ class BoxAMInferencer:
                 maps = [m for m in out if torch.is_tensor(m)] if isinstance(
                     out, (tuple, list)) else []
                 if not maps or any(m.dim() != 4 for m in maps):
-                    raise LayerError(
+                    raise OptionError(
                         f'Layer {name!r} outputs {type(out).__name__}, not feature maps; '
                         'expected (B, C, H, W) tensors. Pick another --target-layers.')
                 if not self.box_method.several_maps:
                     why = ('replaces the layer output channel by channel'
                            if self.box_method.cam is BoxAblationCAM else
                            'needs the gradient of one output tensor')
-                    raise LayerError(
+                    raise OptionError(
                         f'--method {self.method} cannot run on layer {name!r}: it outputs '
                         f'{len(maps)} feature maps, and {self.method} {why}. Name the levels '
                         f'one by one (--target-layers {" ".join(ALL_LEVELS)}) or use one of '
@@ -227,7 +244,7 @@ class BoxAMInferencer:
                 channels = sum(m.shape[1] for m in maps)
             else:
                 if out.dim() != 4:
-                    raise LayerError(
+                    raise OptionError(
                         f'Layer {name!r} outputs a tensor of shape {tuple(out.shape)}; box AM '
                         'needs (B, C, H, W) feature maps. Pick a convolutional layer, e.g. '
                         f'{DEFAULT_TARGET_LAYERS[0]}.')
@@ -235,7 +252,7 @@ class BoxAMInferencer:
             if self.box_method.masks_input:
                 need = channels * sample.inputs[0].numel() * 4
                 if need > SCORECAM_MAX_BYTES:
-                    raise LayerError(
+                    raise OptionError(
                         f'--method {self.method} on layer {name!r} would hold {channels} masked '
                         f'copies of the input ({need / 1024 ** 3:.1f} GiB). Expected at most '
                         f'{SCORECAM_MAX_BYTES / 1024 ** 3:.0f} GiB: pick a layer with fewer '

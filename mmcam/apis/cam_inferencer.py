@@ -15,7 +15,6 @@ onto the original image) -> CAMVisualizer (overlay) -> tile_panels (one picture)
 from __future__ import annotations
 
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
@@ -26,58 +25,16 @@ from pytorch_grad_cam.utils.find_layers import replace_all_layer_type_recursive
 from pytorch_grad_cam.utils.image import deprocess_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from mmcam.apis.model_loader import InputError, LoadedModel, Sample
+from mmcam.apis.model_loader import InputError, LoadedModel
 from mmcam.cams.layers import (backbone_extra_tokens, default_target_layer, preview_rows,
                                resolve_layers)
 from mmcam.cams.methods import (cam_session, get_method, needs_weight_graph,
                                 supports_aug_smooth)
 from mmcam.cams.reshape import TokenReshape, patch_grid_probe
-from mmcam.geometry import InputGeometry
 from mmcam.models.classifier import ClassifierLogits
+from mmcam.structures import CAMMap, CAMResult, ImageLike, Sample, SkippedImage
 from mmcam.visualization.cam_visualizer import CAMVisualizer
 from mmcam.visualization.panels import tile_panels
-
-ImageLike = Union[str, np.ndarray]
-
-
-@dataclass
-class CAMMap:
-    """One activation map: one method, one category, one image."""
-    method: str                  # grad-cam class name, e.g. 'GradCAM'
-    category: int
-    class_name: str
-    score: float                 # the model's probability for ``category``
-    cam: np.ndarray              # float32 (H, W) on the original image, in [0, 1]
-    cam_input: np.ndarray        # float32 (h, w) on the network input, in [0, 1]
-
-
-@dataclass
-class CAMResult:
-    """Everything computed for one image."""
-    path: Optional[str]
-    image: np.ndarray            # original RGB uint8
-    input_image: np.ndarray      # the network input, de-normalised, RGB uint8
-    geometry: InputGeometry
-    pred_label: int
-    pred_score: float
-    pred_class: str
-    scores: np.ndarray           # (num_classes,) probabilities
-    maps: List[CAMMap] = field(default_factory=list)
-    #: category -> guided backprop gradients (h, w, 3 RGB) float32 on the network input
-    guided: Dict[int, np.ndarray] = field(default_factory=dict)
-
-    @property
-    def seen_mask(self) -> np.ndarray:
-        """Original pixels the network saw (the rest was cropped away)."""
-        return self.geometry.seen_mask()
-
-
-@dataclass
-class SkippedImage:
-    """An image that could not be explained, and why (one line)."""
-    path: str
-    reason: str
-
 
 @contextmanager
 def activation_gradients_only(model: torch.nn.Module, enabled: bool = True) -> Iterator[None]:
@@ -100,7 +57,8 @@ class CAMInferencer:
     """Class activation maps for an mmpretrain classifier, loaded once.
 
     Args:
-        config: mmpretrain config file or Config.
+        config: mmpretrain config file or Config, a :class:`LoadedModel`, or a built
+            classifier.
         checkpoint: checkpoint file (``None`` keeps the random init; for tests only).
         device: ``'cpu'``, ``'cuda'``, ``'cuda:1'``, ...
         cfg_options: overrides merged into the config.
@@ -118,10 +76,10 @@ class CAMInferencer:
                  allow_unsafe_checkpoint: bool = False,
                  target_layers: Optional[Sequence[str]] = None,
                  num_extra_tokens: Optional[int] = None) -> None:
-        # A LoadedModel is taken as it is (the hooks wrap the Runner's model that way).
-        self.loaded = config if isinstance(config, LoadedModel) else LoadedModel(
-            config, checkpoint, device=device, cfg_options=cfg_options,
-            allow_unsafe_checkpoint=allow_unsafe_checkpoint)
+        # A LoadedModel is taken as it is (the hooks wrap the Runner's model that way), and
+        # a built classifier is wrapped in mmpretrain's scope.
+        self.loaded = LoadedModel.of(config, checkpoint, device, cfg_options,
+                                     allow_unsafe_checkpoint, scope='mmpretrain')
         if self.loaded.task != 'classification':
             raise InputError(f'The config builds a {self.loaded.task} model; vis_cam explains '
                              'mmpretrain classifiers. For detectors use the box-AM tool.')
@@ -232,14 +190,17 @@ class CAMInferencer:
             yield from self._run_batch(pending, methods, categories, eigen_smooth, aug_smooth,
                                        guided)
 
-    def explain(self, samples: List[Sample], methods: Union[str, Sequence[str]] = 'GradCAM',
-                target_category: Optional[Sequence[Union[int, str]]] = None,
+    def explain(self, image: Union[ImageLike, Sample], methods: Union[str, Sequence[str]] =
+                'GradCAM', target_category: Optional[Sequence[Union[int, str]]] = None,
                 eigen_smooth: bool = False, aug_smooth: bool = False,
-                guided: bool = False) -> List[CAMResult]:
-        """Maps for samples that are already prepared (one batch; see :meth:`run`)."""
+                guided: bool = False) -> CAMResult:
+        """Maps for one image, or a sample that is already prepared (the hooks make them);
+        the options as for :meth:`run`."""
+        sample = image if isinstance(image, Sample) else self.loaded.prepare([image])[0]
         methods = [methods] if isinstance(methods, str) else list(methods)
-        return list(self._run_batch(samples, methods, self.parse_categories(target_category),
-                                    eigen_smooth, aug_smooth, guided))
+        result, = self._run_batch([sample], methods, self.parse_categories(target_category),
+                                  eigen_smooth, aug_smooth, guided)
+        return result
 
     def _probe(self, inputs: torch.Tensor):
         """A plain forward: logits, and each target layer's output checked by the reshape."""

@@ -8,10 +8,8 @@ and an image always goes through the same path::
 from __future__ import annotations
 
 import copy
-import difflib
 import glob
 import os
-from dataclasses import dataclass
 from typing import List, Optional, Sequence, Union
 
 import cv2
@@ -24,9 +22,9 @@ from mmengine.registry import init_default_scope
 from torch import nn
 
 from mmcam.geometry import InputGeometry
+from mmcam.structures import ImageLike, Sample  # noqa: F401  (re-exported)
 from mmcam.utils.checkpoint import load_checkpoint
 
-ImageLike = Union[str, np.ndarray]
 
 #: default_scope of a config -> the kind of model it builds.
 _TASKS = {'mmpretrain': 'classification', 'mmdet': 'detection', 'mmyolo': 'detection'}
@@ -35,16 +33,6 @@ _TASKS = {'mmpretrain': 'classification', 'mmdet': 'detection', 'mmyolo': 'detec
 # Defined in mmcam.utils.errors so that mmcam.cams/mmcam.models can raise it without importing
 # mmcam.apis (which imports them: a cycle); re-exported here for existing imports.
 from mmcam.utils.errors import InputError  # noqa: E402,F401
-
-
-@dataclass
-class Sample:
-    """One image after the test pipeline and the model's data_preprocessor."""
-    inputs: torch.Tensor          # (1, 3, H, W), normalised, on the model's device
-    data_sample: object           # DataSample / DetDataSample with the pipeline's metainfo
-    geometry: InputGeometry       # network-input pixels -> original-image pixels
-    image: np.ndarray             # the original image, RGB uint8 (H, W, 3)
-    path: Optional[str] = None
 
 
 def read_image(image: ImageLike) -> np.ndarray:
@@ -239,6 +227,23 @@ class LoadedModel:
         return pipeline
 
     @classmethod
+    def of(cls, model: Union['LoadedModel', nn.Module, str, Config],
+           checkpoint: Optional[str] = None, device: str = 'cpu',
+           cfg_options: Optional[dict] = None, allow_unsafe_checkpoint: bool = False,
+           scope: Optional[str] = None) -> 'LoadedModel':
+        """What every explainer is built from: a LoadedModel as it is, a built model (a
+        Runner's: ``scope`` names its default scope), or a config and checkpoint."""
+        if isinstance(model, LoadedModel):
+            return model
+        if isinstance(model, nn.Module):
+            if scope is None:
+                raise InputError('A built model needs its default scope (mmpretrain, mmdet or '
+                                 "mmyolo); pass scope='mmyolo', say.")
+            return cls.from_model(model, scope)
+        return cls(model, checkpoint, device=device, cfg_options=cfg_options,
+                   allow_unsafe_checkpoint=allow_unsafe_checkpoint)
+
+    @classmethod
     def from_model(cls, model: nn.Module, scope: str,
                    dataset_meta: Optional[dict] = None) -> 'LoadedModel':
         """Wrap a model that is already built (by a Runner, say); it has no pipeline of its own,
@@ -350,43 +355,3 @@ def expand_images(spec: Union[str, Sequence[str]]) -> List[str]:
         raise InputError(f'No image found in {spec!r}; expected image files '
                          f'({", ".join(IMAGE_EXTENSIONS)}).')
     return paths
-
-
-def find_module(model: nn.Module, name: str) -> nn.Module:
-    """Look a layer up by any of the forms users type.
-
-    ``backbone.layer4``, ``backbone.layer4.2``, ``backbone.layer4[-1]``,
-    ``backbone.layers[-1].ln1``, ``neck.out_layers[2]``.
-    """
-    module = model
-    path = ''
-    for part in name.replace('[', '.[').split('.'):
-        if not part:
-            continue
-        if part.startswith('['):
-            if not part.endswith(']'):
-                raise InputError(f'Layer name {name!r} has an unclosed index {part!r}.')
-            index = part[1:-1]
-        else:
-            index = None
-        try:
-            if index is not None:
-                module = list(module.children())[int(index)] if not isinstance(
-                    module, (nn.Sequential, nn.ModuleList)) else module[int(index)]
-            elif part.lstrip('-').isdigit() and isinstance(module, (nn.Sequential, nn.ModuleList)):
-                module = module[int(part)]
-            else:
-                module = getattr(module, part)
-                if not isinstance(module, nn.Module):
-                    raise AttributeError(part)
-        except (AttributeError, IndexError, ValueError, TypeError):
-            names = [n for n, _ in model.named_modules() if n]
-            close = difflib.get_close_matches(name.replace('[', '.').replace(']', ''), names, n=5,
-                                              cutoff=0.5)
-            hint = f' Closest names: {", ".join(close)}.' if close else ''
-            raise InputError(
-                f'Layer {name!r} does not exist in {type(model).__name__} (failed at '
-                f'{(path + "." + part).lstrip(".")!r}).{hint} Run with --preview-model to list '
-                'every layer.') from None
-        path = f'{path}.{part}'
-    return module

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from mmcam.utils.errors import InputError
+from mmcam.utils.modules import find_module
 
 _NORMS = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm,
           nn.modules.instancenorm._InstanceNorm)
@@ -58,7 +59,6 @@ def default_target_layer(classifier: nn.Module,
 
 def resolve_layers(classifier: nn.Module, names: Sequence[str]) -> List[nn.Module]:
     """Look up every name (``backbone.layer4[-1]``, ``backbone.layers.11.ln1``, ...)."""
-    from mmcam.apis.model_loader import find_module  # the loader's lookup; lazy: no cycle
     return [find_module(classifier, name) for name in names]
 
 

@@ -20,16 +20,16 @@ from typing import List, Optional, Sequence
 import mmcv
 import numpy as np
 
-from mmcam.apis.boxam import (DEFAULT_TARGET_LAYERS, BoxAMInferencer,
-                              BoxAMResult, LayerError, box_titles, check_score_thr)
+from mmcam.apis.boxam import DEFAULT_TARGET_LAYERS, BoxAMInferencer, check_score_thr
 from mmcam.apis.model_loader import InputError, LoadedModel, expand_images
 from mmcam.cams.box_maps import COMBINE_MODES
 from mmcam.cams.box_methods import (BOX_METHODS, EXPLAIN_CHOICES, check_explain,
                                     get_box_method, gradient_box_methods)
 from mmcam.cli.common import (Report, Shower, add_common_arguments, output_stems, outside,
                               pick_device, preview_model, run_tool)
+from mmcam.structures import BoxAMResult
+from mmcam.utils.errors import OptionError
 from mmcam.utils.io import atomic_path
-from mmcam.visualization.boxam import draw_note
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -96,24 +96,12 @@ def check_options(args: argparse.Namespace) -> None:
         raise InputError(f'--topk {args.topk} leaves no box; expected a positive number or -1.')
 
 
-def write_outputs(args: argparse.Namespace, result: BoxAMResult, stem: str,
-                  classes: Sequence[str], visualizer, report: Report) -> List[np.ndarray]:
+def write_outputs(args: argparse.Namespace, boxam: BoxAMInferencer, result: BoxAMResult,
+                  stem: str, report: Report) -> List[np.ndarray]:
     """Draw and save the pictures (and maps) of one image; return the pictures."""
-    dets = result.detections
-    titles = box_titles(dets, classes)
-    pictures = []
-    if len(dets) == 0:
-        pictures.append(draw_note(visualizer, result.image,
-                                  f'no detection with score >= {args.score_thr:g}'))
-    else:
-        pictures.append(visualizer.draw_boxam(result.image, result.combined, dets.bboxes,
-                                              dets.labels, titles, result.seen_mask))
-        if args.per_box:
-            # '#i' links a panel to its NAME_box<i>.npy
-            numbered = [f'#{i} {title}' for i, title in enumerate(titles)]
-            pictures.append(visualizer.draw_boxam(result.image, None, dets.bboxes, dets.labels,
-                                                  numbered, result.seen_mask,
-                                                  box_maps=result.box_maps))
+    pictures = [boxam.draw(result)]
+    if args.per_box and len(result.detections):
+        pictures.append(boxam.draw(result, per_box=True, numbered=True))
     for picture, name in zip(pictures, [f'{stem}.png', f'{stem}_per_box.png']):
         with atomic_path(name) as tmp:
             mmcv.imwrite(mmcv.rgb2bgr(picture), tmp)
@@ -152,19 +140,16 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import track
 
-    from mmcam.visualization import CAMVisualizer
-    visualizer = CAMVisualizer.get_instance('mmcam_boxam_demo')
     report = Report()
     show = Shower(args.show, report, args.out_dir)
     stems = output_stems(images, args.out_dir)
     for image in track(images, description=f'box AM ({boxam.method})',
                        console=Console(stderr=True), disable=len(images) == 1):
         try:
-            result = boxam(image)
-            pictures = write_outputs(args, result, stems[image], loaded.classes, visualizer,
-                                     report)
+            result = boxam.explain(image)
+            pictures = write_outputs(args, boxam, result, stems[image], report)
         except Exception as err:  # one bad image must not stop a folder run
-            if args.debug or isinstance(err, LayerError) or (
+            if args.debug or isinstance(err, OptionError) or (
                     isinstance(err, InputError) and len(images) == 1):
                 raise
             report.skip(image, err)

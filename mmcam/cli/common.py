@@ -20,6 +20,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from mmcam.cams.layers import preview_rows
 from mmcam.utils.checkpoint import UnsafeCheckpointError
 from mmcam.utils.errors import InputError
 
@@ -148,7 +149,6 @@ class Report:
         print(path, flush=True)
 
     def skip(self, path: str, err: BaseException) -> None:
-        from mmcam.utils.errors import InputError
         text = str(err).strip().splitlines()[0] if str(err).strip() else ''
         reason = text if isinstance(err, InputError) and text else \
             f'{type(err).__name__}{": " + text if text else ""}'
@@ -219,7 +219,6 @@ def print_preview(rows: Sequence[Tuple[str, str, str]], image: Optional[str]) ->
 def preview_model(loaded, images: Sequence[str]) -> int:
     """``--preview-model`` for a loaded model: the table, with output shapes for the first
     image when there is one."""
-    from mmcam.cams.layers import preview_rows
     inputs, image = None, None
     if images:
         try:

@@ -17,16 +17,14 @@ import warnings
 from typing import List, Optional, Sequence
 
 import mmcv
-import numpy as np
 
 import mmcam
-from mmcam.apis.featmap import featmap_levels
-from mmcam.apis.model_loader import InputError, LoadedModel, expand_images, find_module
-from mmcam.geometry import InputGeometry
+from mmcam.apis.featmap import FeatMapInferencer
+from mmcam.apis.model_loader import InputError, LoadedModel, expand_images
 from mmcam.cli.common import (Report, Shower, add_common_arguments, output_stems, outside,
                               pick_device, preview_model, run_tool)
+from mmcam.utils.errors import OptionError
 from mmcam.utils.io import atomic_path
-from mmcam.visualization.featmap import check_arrangement, draw_levels
 
 
 MMCAM_DIR = os.path.dirname(os.path.abspath(mmcam.__file__))
@@ -69,61 +67,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-class OptionError(InputError):
-    """An option that fails the same way for every image: the run stops at the first one."""
-
-
 def check_options(args: argparse.Namespace, images: List[str]) -> None:
-    """Refuse option combinations that cannot work, before the model is loaded."""
-    if not 0.0 <= args.alpha <= 1.0:
-        raise InputError(f'--alpha {args.alpha} is out of range; expected 0..1.')
-    if args.channel_reduction is None:
-        try:
-            check_arrangement(args.topk, args.arrangement)
-        except ValueError as err:
-            raise InputError(str(err)) from None
+    """Refuse output options that cannot work, before the model is loaded (the explainer checks
+    the drawing options, also before loading)."""
     if args.out_file and len(images) > 1:
         raise InputError(f'--out-file names one picture but IMG matched {len(images)} images; '
                          'use --out-dir DIR instead.')
     if args.out_file and args.out_dir:
         raise InputError('--out-file and --out-dir were both given; expected one of them.')
-
-
-def detections(result, score_thr: float, classes: Sequence[str]):
-    """(boxes in original pixels, labels) of the detections scoring at least ``score_thr``."""
-    pred = result.pred_instances
-    keep = pred.scores >= score_thr
-    boxes = pred.bboxes[keep].detach().cpu().numpy()
-    labels = [f'{classes[c] if c < len(classes) else c} {s:.2f}' for c, s in
-              zip(pred.labels[keep].tolist(), pred.scores[keep].tolist())]
-    return boxes, labels
-
-
-def draw_one(loaded: LoadedModel, args: argparse.Namespace, image: str) -> np.ndarray:
-    """Run one image through the model and draw the target layers' maps."""
-    sample = loaded.prepare([image])[0]
-    try:
-        levels, results = featmap_levels(loaded, sample, args.target_layers)
-    except InputError as err:  # a layer that cannot be drawn stops the run, for every image
-        raise OptionError(str(err)) from None
-
-    boxes = labels = None
-    if args.score_thr is not None:
-        boxes, labels = detections(results[0], args.score_thr, loaded.classes)
-    if args.canvas == 'input':
-        canvas = loaded.input_image(sample.inputs)
-        geometry = InputGeometry.identity(canvas.shape[:2])
-        if boxes is not None:  # the maps cover the whole input: bring the boxes there too
-            xy = sample.geometry.to_input_points(boxes.reshape(-1, 2))
-            boxes = xy.reshape(-1, 4)
-    else:
-        canvas, geometry = sample.image, sample.geometry
-    try:
-        return draw_levels(levels, canvas, args.channel_reduction, args.topk,
-                           tuple(args.arrangement), None, args.alpha, geometry=geometry,
-                           boxes=boxes, box_labels=labels)
-    except ValueError as err:  # e.g. --topk -1 on a 128-channel map
-        raise OptionError(str(err)) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -135,16 +86,17 @@ def run(args: argparse.Namespace) -> int:
         args.out_dir = os.path.join('outputs', 'featmap_vis')
     images = outside(images, args.out_dir)
 
-    loaded = LoadedModel(args.config, args.checkpoint, device=pick_device(args.device),
-                         cfg_options=args.cfg_options,
-                         allow_unsafe_checkpoint=args.allow_unsafe_checkpoint)
     if args.preview_model:
-        return preview_model(loaded, images)
-    if args.score_thr is not None and loaded.task != 'detection':
-        raise InputError('--score-thr draws detections, but the config builds a classifier; '
-                         'leave --score-thr out.')
-    for name in args.target_layers:  # an unknown layer stops the run before any image
-        find_module(loaded.model, name)
+        return preview_model(LoadedModel(
+            args.config, args.checkpoint, device=pick_device(args.device),
+            cfg_options=args.cfg_options,
+            allow_unsafe_checkpoint=args.allow_unsafe_checkpoint), images)
+    featmaps = FeatMapInferencer(
+        args.config, args.checkpoint, target_layers=args.target_layers,
+        channel_reduction=args.channel_reduction, topk=args.topk,
+        arrangement=tuple(args.arrangement), score_thr=args.score_thr, canvas=args.canvas,
+        alpha=args.alpha, device=pick_device(args.device), cfg_options=args.cfg_options,
+        allow_unsafe_checkpoint=args.allow_unsafe_checkpoint)
 
     from rich.console import Console
     from rich.progress import track
@@ -158,11 +110,11 @@ def run(args: argparse.Namespace) -> int:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter('always')
-                drawn = draw_one(loaded, args, image)
+                drawn = featmaps.draw(featmaps.explain(image))
             for w in caught:  # mmcam's own notes (e.g. a stretched map), not dependencies'
                 if os.path.abspath(w.filename).startswith(MMCAM_DIR):
                     report.note(str(w.message))
-        except OptionError:
+        except OptionError:  # the same for every image: stop
             raise
         except Exception as err:  # one bad image must not stop a folder run
             if args.debug:

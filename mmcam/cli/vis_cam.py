@@ -20,13 +20,15 @@ from typing import List, Optional
 
 import numpy as np
 
+from mmcam.apis import CAMInferencer, InputError, SkippedImage, expand_images
+from mmcam.cams.methods import get_method, method_names
 from mmcam.cli.common import (Report, add_common_arguments, can_show, output_stems, outside,
                               pick_device, print_preview, run_tool)
+from mmcam.utils.io import atomic_path
 
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    from mmcam.cams.methods import method_names
     parser = argparse.ArgumentParser(
         description='Visualise class activation maps (CAM) of an mmpretrain classifier.',
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -74,7 +76,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    from mmcam.apis import InputError
     if args.batch_size < 1:
         raise InputError(f'--batch-size {args.batch_size}: expected 1 or more.')
     if not 0.0 <= args.alpha <= 1.0:
@@ -86,7 +87,6 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def _outputs(args, paths: List[str]):
     """Picture path per input path (None: show in a window)."""
-    from mmcam.apis import InputError
     if args.save_path:
         if len(paths) > 1:
             raise InputError(f'{len(paths)} images were given but --save-path names one file; '
@@ -104,7 +104,6 @@ def _save(result, picture: Optional[np.ndarray], out: str, save_cam: bool,
           report: Report) -> None:
     import mmcv
 
-    from mmcam.utils.io import atomic_path
     stem, ext = os.path.splitext(out)
     if picture is not None and ext.lower() != '.npy':
         with atomic_path(out) as tmp:
@@ -128,9 +127,6 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import track
 
-    from mmcam.apis import CAMInferencer, SkippedImage
-    from mmcam.apis.model_loader import expand_images
-    from mmcam.cams.methods import get_method
     _check_args(args)
     for m in args.method:
         get_method(m)

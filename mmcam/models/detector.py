@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -23,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmcam.apis.model_loader import InputError, Sample
+from mmcam.structures import Detections, Sample
+from mmcam.utils.errors import InputError
 
 #: Head class -> model family. Each of these heads decodes with YOLOv5Head.predict_by_feat.
 SUPPORTED_HEADS = {'YOLOv5Head': 'YOLOv5', 'YOLOv6Head': 'YOLOv6', 'YOLOXHead': 'YOLOX',
@@ -33,24 +33,6 @@ SUPPORTED_HEADS = {'YOLOv5Head': 'YOLOv5', 'YOLOv6Head': 'YOLOv6', 'YOLOXHead': 
 #: ScoreCAM's softmax) and ``confidence`` (the probability the detector reports; positive, as
 #: AblationCAM's relative score drop needs).
 SCORE_KINDS = ('logit', 'confidence')
-
-
-@dataclass
-class Detections:
-    """The kept detections of one image, sorted by score, and where each one came from."""
-    bboxes: np.ndarray        # (N, 4) x1, y1, x2, y2 in original-image pixels
-    labels: np.ndarray        # (N,) class indices
-    scores: np.ndarray        # (N,) confidences as the detector reports them
-    prior_index: np.ndarray   # (N,) index into the head's flattened priors (all levels)
-    level: np.ndarray         # (N,) pyramid level of that prior
-    cell_xy: np.ndarray       # (N, 2) centre of the prior's grid cell, network-input pixels
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def names(self, classes: Sequence[str]) -> List[str]:
-        """Class names of the detections (the index when the class list is too short)."""
-        return [classes[i] if 0 <= i < len(classes) else str(i) for i in self.labels.tolist()]
 
 
 class DetectorAdapter:

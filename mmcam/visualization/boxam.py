@@ -28,6 +28,12 @@ def draw_boxes(visualizer, bboxes: np.ndarray, labels: Sequence[int],
     if len(bboxes) == 0:
         return
     bboxes = np.asarray(bboxes, dtype=np.float64).reshape(-1, 4)
+    # A detector early in training can return inverted or out-of-image boxes (mmengine's
+    # draw_bboxes asserts x1 <= x2): draw them ordered and clipped, never lose the picture.
+    h, w = visualizer.get_image().shape[:2]
+    bboxes = np.concatenate([np.minimum(bboxes[:, :2], bboxes[:, 2:]),
+                             np.maximum(bboxes[:, :2], bboxes[:, 2:])], axis=1)
+    bboxes = np.clip(np.nan_to_num(bboxes), 0, [w, h, w, h])
     colors = class_colors(labels)
     visualizer.draw_bboxes(bboxes, edge_colors=colors, line_widths=2, alpha=0.9)
     size = _font_size(visualizer.get_image())

@@ -14,6 +14,7 @@ from mmengine.visualization import Visualizer
 from pytorch_grad_cam.utils.image import show_cam_on_image
 
 from mmcam.registry import VISUALIZERS
+from mmcam.visualization import boxam as boxam_lib
 from mmcam.visualization import featmap as featmap_lib
 
 
@@ -81,7 +82,6 @@ class CAMVisualizer(Visualizer):
 
         Maps are in [0, 1] on original-image pixels. See :mod:`mmcam.visualization.boxam`.
         """
-        from mmcam.visualization import boxam as boxam_lib
         if box_maps is not None:
             return boxam_lib.draw_box_grid(self, image, box_maps, bboxes, labels, titles,
                                            seen_mask, alpha, ncols)

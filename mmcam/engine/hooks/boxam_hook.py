@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import List, Optional, Sequence
 
+from mmcam.apis.boxam import DEFAULT_TARGET_LAYERS, BoxAMInferencer
+from mmcam.apis.model_loader import LoadedModel
 from mmcam.cams.box_methods import check_explain, get_box_method
 from mmcam.engine.hooks.base import ExplainHook, Picture, dataset_meta
 from mmcam.registry import HOOKS
@@ -45,12 +47,9 @@ class BoxAMVisualizationHook(ExplainHook):
         self.target_layers = target_layers
         self.score_thr, self.topk, self.per_box = score_thr, topk, per_box
         self.explain_what = explain
-        self._inferencers = {}
-        self._visualizer = None
+        self._inferencers: dict = {}
 
-    def _get_inferencers(self, model, runner):
-        from mmcam.apis import LoadedModel
-        from mmcam.apis.boxam import DEFAULT_TARGET_LAYERS, BoxAMInferencer
+    def _get_inferencers(self, model, runner) -> dict:
         if not self._inferencers or next(iter(self._inferencers.values())).loaded.model \
                 is not model:
             loaded = LoadedModel.from_model(model, runner.cfg.get('default_scope', 'mmyolo'),
@@ -63,10 +62,6 @@ class BoxAMVisualizationHook(ExplainHook):
         return self._inferencers
 
     def explain(self, model, data_batch, outputs, indices, runner) -> List[Picture]:
-        from mmcam.apis.boxam import box_titles
-        from mmcam.visualization import CAMVisualizer
-        if self._visualizer is None:
-            self._visualizer = CAMVisualizer(name=f'mmcam_boxam_hook_{id(self)}')
         inferencers = self._get_inferencers(model, runner)
         loaded = next(iter(inferencers.values())).loaded
         pictures = []
@@ -75,10 +70,7 @@ class BoxAMVisualizationHook(ExplainHook):
             index = sample.data_sample.metainfo.get('img_id', len(pictures))
             for method, inferencer in inferencers.items():
                 result = inferencer.explain(sample)
-                dets = result.detections
-                picture = self._visualizer.draw_boxam(
-                    sample.image, result.combined, dets.bboxes, dets.labels,
-                    box_titles(dets, loaded.classes), result.seen_mask,
-                    box_maps=result.box_maps if self.per_box else None, alpha=self.alpha)
-                pictures.append((f'{index}_{method}', picture))
+                pictures.append((f'{index}_{method}', inferencer.draw(
+                    result, per_box=self.per_box and len(result.detections) > 0,
+                    alpha=self.alpha)))
         return pictures

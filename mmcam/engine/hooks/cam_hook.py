@@ -5,6 +5,9 @@ from typing import List, Optional, Sequence, Union
 
 from torch import nn
 
+from mmcam.apis.cam_inferencer import CAMInferencer
+from mmcam.apis.model_loader import LoadedModel
+from mmcam.cams.methods import get_method
 from mmcam.engine.hooks.base import ExplainHook, Picture, dataset_meta
 from mmcam.registry import HOOKS
 
@@ -37,7 +40,6 @@ class CAMVisualizationHook(ExplainHook):
         super().__init__(**kwargs)
         if category not in ('pred', 'gt'):
             raise ValueError(f"category={category!r}: expected 'pred' or 'gt'.")
-        from mmcam.cams.methods import get_method
         self.methods = [methods] if isinstance(methods, str) else list(methods)
         for name in self.methods:
             get_method(name)  # an unknown name fails when the config is built, not mid-run
@@ -48,7 +50,6 @@ class CAMVisualizationHook(ExplainHook):
 
     def _get_inferencer(self, model: nn.Module, runner):
         if self._inferencer is None or self._inferencer.classifier is not model:
-            from mmcam.apis import CAMInferencer, LoadedModel
             self._inferencer = CAMInferencer(
                 LoadedModel.from_model(model, 'mmpretrain', dataset_meta(runner)),
                 target_layers=self.target_layers, num_extra_tokens=self.num_extra_tokens)
@@ -61,8 +62,8 @@ class CAMVisualizationHook(ExplainHook):
             categories = None
             if self.category == 'gt':
                 categories = [int(sample.data_sample.gt_label[0])]
-            result, = inferencer.explain(
-                [sample], methods=self.methods, target_category=categories)
+            result = inferencer.explain(sample, methods=self.methods,
+                                        target_category=categories)
             index = sample.data_sample.metainfo.get('sample_idx', len(pictures))
             pictures.append((f'{index}', inferencer.draw(result, show_input=True,
                                                          alpha=self.alpha)))

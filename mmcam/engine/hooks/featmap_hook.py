@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from typing import List, Optional, Sequence, Tuple, Union
 
+from mmcam.apis.featmap import REDUCTIONS, FeatMapInferencer
 from mmcam.engine.hooks.base import ExplainHook, Picture
 from mmcam.registry import HOOKS
+from mmcam.visualization.featmap import check_arrangement
 
 
 @HOOKS.register_module()
@@ -33,8 +35,7 @@ class FeatMapVisualizationHook(ExplainHook):
                  arrangement: Tuple[int, int] = (2, 2),
                  **kwargs) -> None:
         super().__init__(**kwargs)
-        from mmcam.visualization.featmap import check_arrangement
-        if channel_reduction not in ('squeeze_mean', 'select_max', None):
+        if channel_reduction not in REDUCTIONS:
             raise ValueError(f'channel_reduction={channel_reduction!r}: expected '
                              "'squeeze_mean', 'select_max' or None.")
         if channel_reduction is None:
@@ -43,18 +44,18 @@ class FeatMapVisualizationHook(ExplainHook):
             target_layers)
         self.channel_reduction, self.topk, self.arrangement = (channel_reduction, topk,
                                                                tuple(arrangement))
+        self._featmaps: Optional[FeatMapInferencer] = None
 
     def explain(self, model, data_batch, outputs, indices, runner) -> List[Picture]:
-        from mmcam.apis.featmap import featmap_levels
-        from mmcam.apis.model_loader import LoadedModel
-        from mmcam.visualization.featmap import draw_levels
-
-        loaded = LoadedModel.from_model(model, runner.cfg.get('default_scope', 'mmpretrain'))
+        if self._featmaps is None or self._featmaps.loaded.model is not model:
+            self._featmaps = FeatMapInferencer(
+                model, target_layers=self.target_layers,
+                channel_reduction=self.channel_reduction, topk=self.topk,
+                arrangement=self.arrangement, alpha=self.alpha,
+                scope=runner.cfg.get('default_scope', 'mmpretrain'))
+        featmaps = self._featmaps
         pictures = []
-        for sample in loaded.samples_from_batch(data_batch, indices):
-            levels, _ = featmap_levels(loaded, sample, self.target_layers)
-            picture = draw_levels(levels, sample.image, self.channel_reduction, self.topk,
-                                  self.arrangement, alpha=self.alpha, geometry=sample.geometry)
+        for sample in featmaps.loaded.samples_from_batch(data_batch, indices):
             index = sample.data_sample.metainfo.get('sample_idx', len(pictures))
-            pictures.append((f'{index}', picture))
+            pictures.append((f'{index}', featmaps.draw(featmaps.explain(sample))))
         return pictures
