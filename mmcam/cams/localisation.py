@@ -10,6 +10,8 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
+from mmcam.datasets.digit_scenes import DigitSceneGenerator
+
 
 def peak_in_box(cam: np.ndarray, box, margin: float = 0.0) -> bool:
     """True if the map's maximum lies in ``box`` (x1, y1, x2, y2, end-exclusive) +- margin."""
@@ -37,7 +39,6 @@ def localisation_hits(inferencer, method: str = 'GradCAM', count: int = 50, seed
         margins: pixels of tolerance around the box, one count per margin.
         cam_options: passed on to :meth:`CAMInferencer.run` (``eigen_smooth``, ...).
     """
-    from mmcam.datasets.digit_scenes import DigitSceneGenerator
     gen = DigitSceneGenerator('test', seed=seed)
     hits = [0] * len(margins)
     for _ in range(count):

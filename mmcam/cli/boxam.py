@@ -25,10 +25,9 @@ from mmcam.apis.model_loader import InputError, LoadedModel, expand_images
 from mmcam.cams.box_maps import COMBINE_MODES
 from mmcam.cams.box_methods import (BOX_METHODS, EXPLAIN_CHOICES, check_explain,
                                     get_box_method, gradient_box_methods)
-from mmcam.cli.common import (Report, Shower, add_common_arguments, output_stems, outside,
-                              pick_device, preview_model, run_tool)
+from mmcam.cli.common import (Report, Shower, add_common_arguments, each_image, output_stems,
+                              outside, pick_device, preview_model, run_tool)
 from mmcam.structures import BoxAMResult
-from mmcam.utils.errors import OptionError
 from mmcam.utils.io import atomic_path
 
 
@@ -137,29 +136,19 @@ def run(args: argparse.Namespace) -> int:
         max_shape=None if max_shape[0] < 0 and max_shape[1] < 0 else max_shape,
         explain=args.explain)
 
-    from rich.console import Console
-    from rich.progress import track
-
     report = Report()
     show = Shower(args.show, report, args.out_dir)
     stems = output_stems(images, args.out_dir)
-    for image in track(images, description=f'box AM ({boxam.method})',
-                       console=Console(stderr=True), disable=len(images) == 1):
-        try:
-            result = boxam.explain(image)
-            pictures = write_outputs(args, boxam, result, stems[image], report)
-        except Exception as err:  # one bad image must not stop a folder run
-            if args.debug or isinstance(err, OptionError) or (
-                    isinstance(err, InputError) and len(images) == 1):
-                raise
-            report.skip(image, err)
-            continue
+
+    def work(image: str) -> None:
+        result = boxam.explain(image)
+        pictures = write_outputs(args, boxam, result, stems[image], report)
         if len(result.detections) == 0:
             report.note(f'no detection with score >= {args.score_thr:g} in {image}: wrote the '
                         'plain image with a note; try a lower --score-thr')
         for picture in pictures:
             show(picture, os.path.basename(image))
-    return report.finish(len(images))
+    return each_image(images, f'box AM ({boxam.method})', report, args.debug, work)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -22,7 +22,7 @@ import numpy as np
 
 from mmcam.cams.layers import preview_rows
 from mmcam.utils.checkpoint import UnsafeCheckpointError
-from mmcam.utils.errors import InputError
+from mmcam.utils.errors import InputError, OptionError
 
 #: Errors whose message already says what to do; anything else is reported with its type.
 USER_ERRORS = (InputError, UnsafeCheckpointError, FileNotFoundError)
@@ -169,6 +169,26 @@ class Report:
         print(f'{done} of {total} images done, {len(self.written)} files written{where}'
               + (f', {len(self.skipped)} skipped' if self.skipped else ''), file=sys.stderr)
         return 0 if not self.skipped else 1 if done else 2
+
+
+def each_image(images: Sequence[str], description: str, report: Report, debug: bool,
+               work: Callable[[str], None]) -> int:
+    """Run ``work(image)`` on every image with a progress bar (on stderr) and the exit status
+    of :meth:`Report.finish`. A failing image is skipped with its reason, unless the option
+    itself fails (:class:`OptionError`, the same for every image: the run stops), ``debug`` is
+    on, or it is the only image (its error is then the error)."""
+    from rich.console import Console
+    from rich.progress import track
+    for image in track(images, description=description, console=Console(stderr=True),
+                       disable=len(images) == 1):
+        try:
+            work(image)
+        except Exception as err:  # noqa: BLE001 - one bad image must not stop a folder run
+            if debug or isinstance(err, OptionError) or (
+                    isinstance(err, InputError) and len(images) == 1):
+                raise
+            report.skip(image, err)
+    return report.finish(len(images))
 
 
 def can_show() -> bool:

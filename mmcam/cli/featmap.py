@@ -21,9 +21,8 @@ import mmcv
 import mmcam
 from mmcam.apis.featmap import FeatMapInferencer
 from mmcam.apis.model_loader import InputError, LoadedModel, expand_images
-from mmcam.cli.common import (Report, Shower, add_common_arguments, output_stems, outside,
-                              pick_device, preview_model, run_tool)
-from mmcam.utils.errors import OptionError
+from mmcam.cli.common import (Report, Shower, add_common_arguments, each_image, output_stems,
+                              outside, pick_device, preview_model, run_tool)
 from mmcam.utils.io import atomic_path
 
 
@@ -98,34 +97,23 @@ def run(args: argparse.Namespace) -> int:
         alpha=args.alpha, device=pick_device(args.device), cfg_options=args.cfg_options,
         allow_unsafe_checkpoint=args.allow_unsafe_checkpoint)
 
-    from rich.console import Console
-    from rich.progress import track
-
     report = Report()
     show = Shower(args.show, report, args.out_file or args.out_dir)
     outputs = {images[0]: args.out_file} if args.out_file else {
         image: stem + '.png' for image, stem in output_stems(images, args.out_dir).items()}
-    for image in track(images, description='feature maps', console=Console(stderr=True),
-                       disable=len(images) == 1):
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter('always')
-                drawn = featmaps.draw(featmaps.explain(image))
-            for w in caught:  # mmcam's own notes (e.g. a stretched map), not dependencies'
-                if os.path.abspath(w.filename).startswith(MMCAM_DIR):
-                    report.note(str(w.message))
-        except OptionError:  # the same for every image: stop
-            raise
-        except Exception as err:  # one bad image must not stop a folder run
-            if args.debug:
-                raise
-            report.skip(image, err)
-            continue
+
+    def work(image: str) -> None:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always')
+            drawn = featmaps.draw(featmaps.explain(image))
+        for w in caught:  # mmcam's own notes (e.g. a stretched map), not dependencies'
+            if os.path.abspath(w.filename).startswith(MMCAM_DIR):
+                report.note(str(w.message))
         with atomic_path(outputs[image]) as tmp:
             mmcv.imwrite(mmcv.rgb2bgr(drawn), tmp)
         report.wrote(outputs[image])
         show(drawn, os.path.basename(image))
-    return report.finish(len(images))
+    return each_image(images, 'feature maps', report, args.debug, work)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

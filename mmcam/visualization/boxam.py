@@ -9,7 +9,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 from matplotlib import colormaps
 
-from mmcam.visualization.panels import tile_panels
+from mmcam.visualization.panels import draw_boxes, tile_panels
 
 
 def class_colors(labels: Sequence[int]) -> List[tuple]:
@@ -22,31 +22,12 @@ def _font_size(image: np.ndarray) -> int:
     return int(np.clip(min(image.shape[:2]) / 28, 7, 18))
 
 
-def draw_boxes(visualizer, bboxes: np.ndarray, labels: Sequence[int],
-               titles: Sequence[str]) -> None:
-    """Boxes coloured by class, each labelled with its title, on the current image."""
-    if len(bboxes) == 0:
-        return
-    bboxes = np.asarray(bboxes, dtype=np.float64).reshape(-1, 4)
-    # A detector early in training can return inverted or out-of-image boxes (mmengine's
-    # draw_bboxes asserts x1 <= x2): draw them ordered and clipped, never lose the picture.
-    h, w = visualizer.get_image().shape[:2]
-    bboxes = np.concatenate([np.minimum(bboxes[:, :2], bboxes[:, 2:]),
-                             np.maximum(bboxes[:, :2], bboxes[:, 2:])], axis=1)
-    bboxes = np.clip(np.nan_to_num(bboxes), 0, [w, h, w, h])
-    colors = class_colors(labels)
-    visualizer.draw_bboxes(bboxes, edge_colors=colors, line_widths=2, alpha=0.9)
-    size = _font_size(visualizer.get_image())
-    # Label just above the box, or inside it when the box touches the top edge.
-    positions = np.stack([bboxes[:, 0], np.maximum(bboxes[:, 1] - size * 1.4, 0)], axis=1)
-    visualizer.draw_texts(list(titles), positions, font_sizes=size, colors='white',
-                          bboxes=[dict(facecolor=c_to_mpl(c), alpha=0.75, pad=0.6,
-                                       edgecolor='none') for c in colors])
-
-
-def c_to_mpl(color: tuple) -> tuple:
-    """0-255 RGB -> matplotlib's 0-1 RGB."""
-    return tuple(v / 255.0 for v in color)
+def _draw_boxes(visualizer, bboxes: np.ndarray, labels: Sequence[int],
+                titles: Optional[Sequence[str]] = None) -> None:
+    """Boxes coloured by class (labelled with their titles) on the visualizer's image."""
+    if len(bboxes):
+        visualizer.set_image(draw_boxes(visualizer.get_image(), bboxes, titles,
+                                        class_colors(labels)))
 
 
 def draw_boxam(visualizer, image: np.ndarray, cam: np.ndarray, bboxes: np.ndarray,
@@ -54,7 +35,7 @@ def draw_boxam(visualizer, image: np.ndarray, cam: np.ndarray, bboxes: np.ndarra
                seen_mask: Optional[np.ndarray] = None, alpha: float = 0.5) -> np.ndarray:
     """The combined map over the image with every explained box and its title."""
     visualizer.draw_cam(image, cam, alpha=alpha, seen_mask=seen_mask)
-    draw_boxes(visualizer, bboxes, labels, titles)
+    _draw_boxes(visualizer, bboxes, labels, titles)
     return visualizer.get_image()
 
 
@@ -66,8 +47,7 @@ def draw_box_grid(visualizer, image: np.ndarray, box_maps: np.ndarray, bboxes: n
     panels = []
     for box_map, box, label, title in zip(box_maps, bboxes, labels, titles):
         visualizer.draw_cam(image, box_map, alpha=alpha, seen_mask=seen_mask)
-        visualizer.draw_bboxes(np.asarray(box, np.float64)[None],
-                               edge_colors=class_colors([label]), line_widths=2, alpha=0.9)
+        _draw_boxes(visualizer, np.asarray(box, np.float64)[None], [label])
         panels.append((title, visualizer.get_image()))
     if not panels:
         return image.copy()

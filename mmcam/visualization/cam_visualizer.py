@@ -16,6 +16,7 @@ from pytorch_grad_cam.utils.image import show_cam_on_image
 from mmcam.registry import VISUALIZERS
 from mmcam.visualization import boxam as boxam_lib
 from mmcam.visualization import featmap as featmap_lib
+from mmcam.visualization.panels import grey_unseen
 
 
 @VISUALIZERS.register_module()
@@ -41,9 +42,7 @@ class CAMVisualizer(Visualizer):
         cam = np.clip(np.nan_to_num(cam.astype(np.float32)), 0.0, 1.0)
         drawn = show_cam_on_image(image.astype(np.float32) / 255.0, cam, use_rgb=True,
                                   image_weight=1.0 - alpha)
-        if seen_mask is not None and not seen_mask.all():
-            grey = (image.mean(axis=2, keepdims=True) * 0.5).astype(np.uint8)
-            drawn = np.where(seen_mask[..., None], drawn, grey)
+        drawn = grey_unseen(drawn, image, seen_mask)
         self.set_image(drawn)
         return drawn
 

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from mmcam.geometry import InputGeometry
+from mmcam.visualization.panels import arrange, draw_boxes, grey_unseen
 
 REDUCTIONS = ('squeeze_mean', 'select_max')
 Featmap = Union[torch.Tensor, np.ndarray]
@@ -247,31 +248,7 @@ def overlay_heatmap(map01: np.ndarray,
         drawn = heat
     else:
         drawn = cv2.addWeighted(image, 1.0 - alpha, heat, alpha, 0)
-    if seen_mask is not None and not seen_mask.all():
-        base = image if image is not None else heat
-        grey = (base.mean(axis=2, keepdims=True) * 0.5).astype(np.uint8)
-        drawn = np.where(seen_mask[..., None], drawn, grey)
-    return drawn
-
-
-def draw_boxes(image: np.ndarray, boxes: np.ndarray,
-               labels: Optional[Sequence[str]] = None) -> np.ndarray:
-    """Draw (N, 4) x1, y1, x2, y2 boxes (image pixels) with optional labels on a copy."""
-    out = image.copy()
-    thick = max(1, round(min(out.shape[:2]) / 200))
-    scale = max(0.3, min(out.shape[:2]) / 800)
-    for i, box in enumerate(np.asarray(boxes, dtype=np.float64).reshape(-1, 4)):
-        x1, y1, x2, y2 = (int(round(v)) for v in box)
-        # White with a black rim stays visible on every colour of the JET map.
-        cv2.rectangle(out, (x1, y1), (x2, y2), (0, 0, 0), thick + 2)
-        cv2.rectangle(out, (x1, y1), (x2, y2), (255, 255, 255), thick)
-        if labels is not None and i < len(labels) and labels[i]:
-            (tw, th), base = cv2.getTextSize(labels[i], cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-            y = max(th + base, y1)
-            cv2.rectangle(out, (x1, y - th - base), (x1 + tw, y), (0, 0, 0), -1)
-            cv2.putText(out, labels[i], (x1, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                        (255, 255, 255), 1, cv2.LINE_AA)
-    return out
+    return grey_unseen(drawn, image if image is not None else heat, seen_mask)
 
 
 def add_caption(image: np.ndarray, text: str) -> np.ndarray:
@@ -286,21 +263,6 @@ def add_caption(image: np.ndarray, text: str) -> np.ndarray:
     cv2.putText(strip, text, (2, bar - max(3, bar // 4)), cv2.FONT_HERSHEY_SIMPLEX, scale,
                 (0, 0, 0), 1, cv2.LINE_AA)
     return np.concatenate([strip, image], axis=0)
-
-
-def arrange(tiles: Sequence[np.ndarray], rows: int, cols: int, gap: int = 2) -> np.ndarray:
-    """Lay tiles out row by row on a rows x cols grid; every tile is placed, none is resized."""
-    if len(tiles) > rows * cols:
-        raise ValueError(f'{len(tiles)} tiles do not fit a {rows}x{cols} grid.')
-    th = max(t.shape[0] for t in tiles)
-    tw = max(t.shape[1] for t in tiles)
-    canvas = np.full((rows * th + (rows - 1) * gap, cols * tw + (cols - 1) * gap, 3), _GREY,
-                     np.uint8)
-    for i, tile in enumerate(tiles):
-        r, c = divmod(i, cols)
-        y, x = r * (th + gap), c * (tw + gap)
-        canvas[y:y + tile.shape[0], x:x + tile.shape[1]] = tile
-    return canvas
 
 
 def _rgb(image: Optional[np.ndarray]) -> Optional[np.ndarray]:
@@ -388,7 +350,7 @@ def draw_featmap(featmap: Union[Featmap, Sequence[Featmap]],
         tiles.append(add_caption(tile, label) if grid else tile)
     if not grid:
         return tiles[0]
-    return arrange(tiles, rows, cols)
+    return arrange(tiles, rows, cols, fill=_GREY)
 
 
 def draw_levels(levels: Sequence[Tuple[str, Featmap]],
@@ -413,5 +375,5 @@ def draw_levels(levels: Sequence[Tuple[str, Featmap]],
                              resize_shape, alpha, **kwargs)
         shape = 'x'.join(str(v) for v in fmap.shape)
         panels.append(add_caption(drawn, f'{title}  {shape}'))
-    return arrange(panels, *suggest_arrangement(len(panels)), gap=6)
+    return arrange(panels, *suggest_arrangement(len(panels)), gap=6, fill=_GREY)
 

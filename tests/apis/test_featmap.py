@@ -25,7 +25,7 @@ from mmcam.visualization.featmap import (check_arrangement, colorize, content_fr
                                          draw_featmap, fit_to_input, select_channels,
                                          split_levels)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / 'demo' / 'featmap_vis_demo.py'
 SCALE = (160, 160)
 

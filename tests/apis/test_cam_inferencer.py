@@ -18,7 +18,7 @@ from mmcam.cams import TokenReshape, get_method, method_names
 from mmcam.cams.localisation import localisation_hits, peak_in_box
 from mmcam.datasets.digit_scenes import DigitSceneGenerator
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 # -- method table ------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 
 from mmcam import apis
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CLS = (str(REPO / 'configs' / 'demo' / 'cls_resnet.py'),
        str(REPO / 'demo' / 'checkpoints' / 'cls_resnet.pth'))
 DET = (str(REPO / 'configs' / 'demo' / 'det_yolov5.py'),

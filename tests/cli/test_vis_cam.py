@@ -11,7 +11,7 @@ import pytest
 
 from _cam_models import make_checkpoint, small_config, write_photo
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TOOL = REPO / 'tools' / 'vis_cam.py'
 
 

@@ -225,7 +225,8 @@ def test_two_process_torchrun_writes_each_picture_once(tmp_path, tiny_classifica
         port = s.getsockname()[1]
     env = dict(os.environ, OMP_NUM_THREADS='1')
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
-           '--master_port', str(port), str(Path(__file__).parent / '_cpu_dist_launch.py'),
+           '--master_port', str(port), str(Path(__file__).resolve().parents[1]
+                                           / '_cpu_dist_launch.py'),
            _mmpretrain_tool('test.py'), str(tmp_path / 'cfg.py'),
            str(tiny_classification / 'init.pth')]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)

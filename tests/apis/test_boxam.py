@@ -25,7 +25,7 @@ from mmcam.cams.box_methods import box_method_names, gradient_box_methods
 from mmcam.cli import boxam as demo  # the code of demo/boxam_vis_demo.py
 from mmcam.models.detector import DetectorAdapter
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FAMILIES = {
     'yolov5': 'yolov5/yolov5_s-v61_syncbn_fast_8xb16-300e_coco.py',
     'yolov6': 'yolov6/yolov6_s_syncbn_fast_8xb32-400e_coco.py',

@@ -13,7 +13,7 @@ import pytest
 
 from mmcam.cli import boxam, featmap, vis_cam
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CLS = (REPO / 'configs' / 'demo' / 'cls_resnet.py', REPO / 'demo' / 'checkpoints' /
        'cls_resnet.pth')
 DET = (REPO / 'configs' / 'demo' / 'det_yolov5.py', REPO / 'demo' / 'checkpoints' /
