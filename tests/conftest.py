@@ -35,3 +35,24 @@ def folder_loader(data_root, pipeline) -> dict:
                 dataset=dict(type='CustomDataset', data_root=str(data_root),
                              pipeline=[dict(type='LoadImageFromFile'), *pipeline,
                                        dict(type='PackInputs')]))
+
+
+@pytest.fixture(autouse=True)
+def _log_handlers_on_an_open_stream():
+    """mmengine's logger keeps the stream it found when it was created; when that was the
+    capture of an earlier test (now closed), every later log line would fail with 'I/O
+    operation on closed file' and a traceback on stderr. Point such handlers at the real
+    stderr."""
+    import logging
+    import sys
+
+    from mmengine.logging import MMLogger
+    loggers = [logging.getLogger()] + [
+        logger for logger in logging.Logger.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger)] + list(MMLogger._instance_dict.values())
+    for logger in loggers:
+        for handler in logger.handlers:
+            if isinstance(handler, logging.StreamHandler) and \
+                    getattr(handler.stream, 'closed', False):
+                handler.stream = sys.__stderr__  # setStream would flush the closed one
+    yield

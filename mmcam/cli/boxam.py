@@ -25,18 +25,15 @@ from mmcam.apis.model_loader import InputError, LoadedModel, expand_images
 from mmcam.cams.box_maps import COMBINE_MODES
 from mmcam.cams.box_methods import (BOX_METHODS, EXPLAIN_CHOICES, check_explain,
                                     get_box_method, gradient_box_methods)
-from mmcam.cli.common import (Report, Shower, add_common_arguments, each_image, output_stems,
-                              outside, pick_device, preview_model, run_tool)
+from mmcam.cli.common import (Report, Shower, add_common_arguments, each_image, new_parser,
+                              output_stems, outside, pick_device, preview_model, run_tool)
 from mmcam.structures import BoxAMResult
 from mmcam.utils.io import atomic_path
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description='Draw box-level activation maps of a YOLOv5/YOLOv6/YOLOX/RTMDet detector.')
-    parser.add_argument('img', help='image file, folder of images or glob pattern ("imgs/*.jpg")')
-    parser.add_argument('config', help='detector config file')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser = new_parser('Draw box-level activation maps of a YOLOv5/YOLOv6/YOLOX/RTMDet '
+                        'detector.', 'detector')
     methods = '; '.join(f'{m.name}: {m.summary}' for m in BOX_METHODS.values())
     parser.add_argument('--method', default='gradcam', type=str.lower,
                         help=f'box-AM method (default: gradcam, also called odam). {methods}')

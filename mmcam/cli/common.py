@@ -28,6 +28,16 @@ from mmcam.utils.errors import InputError, OptionError
 USER_ERRORS = (InputError, UnsafeCheckpointError, FileNotFoundError)
 
 
+def new_parser(description: str, model: str) -> argparse.ArgumentParser:
+    """A tool's parser with the three positional arguments every tool takes."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('img', help='image file, folder of images or glob pattern (quoted: '
+                        '"imgs/*.jpg")')
+    parser.add_argument('config', help=f'{model} config file')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    return parser
+
+
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """The options every tool takes, with one meaning: the device, config overrides, the
     unsafe-checkpoint opt-in and tracebacks."""

@@ -21,8 +21,8 @@ import mmcv
 import mmcam
 from mmcam.apis.featmap import FeatMapInferencer
 from mmcam.apis.model_loader import InputError, LoadedModel, expand_images
-from mmcam.cli.common import (Report, Shower, add_common_arguments, each_image, output_stems,
-                              outside, pick_device, preview_model, run_tool)
+from mmcam.cli.common import (Report, Shower, add_common_arguments, each_image, new_parser,
+                              output_stems, outside, pick_device, preview_model, run_tool)
 from mmcam.utils.io import atomic_path
 
 
@@ -30,11 +30,8 @@ MMCAM_DIR = os.path.dirname(os.path.abspath(mmcam.__file__))
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description='Draw feature maps of chosen layers, aligned with the original image.')
-    parser.add_argument('img', help='image file, folder of images or glob pattern ("imgs/*.jpg")')
-    parser.add_argument('config', help='model config file')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser = new_parser('Draw feature maps of chosen layers, aligned with the original image.',
+                        'model')
     parser.add_argument('--target-layers', nargs='+', default=['backbone'],
                         help='modules whose outputs to draw, e.g. backbone, neck, '
                         'backbone.stage4, neck.out_layers[2]; a module that returns several '

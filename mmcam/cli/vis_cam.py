@@ -22,19 +22,15 @@ import numpy as np
 
 from mmcam.apis import CAMInferencer, InputError, SkippedImage, expand_images
 from mmcam.cams.methods import get_method, method_names
-from mmcam.cli.common import (Report, add_common_arguments, can_show, output_stems, outside,
-                              pick_device, print_preview, run_tool)
+from mmcam.cli.common import (Report, add_common_arguments, can_show, new_parser,
+                              output_stems, outside, pick_device, print_preview, run_tool)
 from mmcam.utils.io import atomic_path
 
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description='Visualise class activation maps (CAM) of an mmpretrain classifier.',
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('img', help='image file, folder of images, or glob pattern (quoted)')
-    parser.add_argument('config', help='mmpretrain config file')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser = new_parser('Visualise class activation maps (CAM) of an mmpretrain classifier.',
+                        'mmpretrain')
     parser.add_argument(
         '--target-layers', nargs='+', metavar='NAME',
         help="layer(s) to explain, e.g. 'backbone.layer4', 'backbone.layer4[-1]', "
