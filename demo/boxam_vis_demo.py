@@ -1,4 +1,5 @@
-"""Box-level activation maps of a detector: ``python demo/boxam_vis_demo.py IMG CONFIG CHECKPOINT [options]``.
+"""Box-level activation maps of a detector:
+``python demo/boxam_vis_demo.py IMG CONFIG CHECKPOINT [options]``.
 
 The tool lives in :mod:`mmcam.cli.boxam` (``--help`` lists the options); this file is its entry
 point where users of OpenMMLab's tools expect it.

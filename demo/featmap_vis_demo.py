@@ -1,4 +1,5 @@
-"""Feature maps of any layers of a detector or classifier: ``python demo/featmap_vis_demo.py IMG CONFIG CHECKPOINT [options]``.
+"""Feature maps of any layers of a detector or classifier:
+``python demo/featmap_vis_demo.py IMG CONFIG CHECKPOINT [options]``.
 
 The tool lives in :mod:`mmcam.cli.featmap` (``--help`` lists the options); this file is its entry
 point where users of OpenMMLab's tools expect it.

@@ -1,4 +1,5 @@
-"""Class activation maps of an mmpretrain classifier: ``python tools/vis_cam.py IMG CONFIG CHECKPOINT [options]``.
+"""Class activation maps of an mmpretrain classifier:
+``python tools/vis_cam.py IMG CONFIG CHECKPOINT [options]``.
 
 The tool lives in :mod:`mmcam.cli.vis_cam` (``--help`` lists the options); this file is its entry
 point where users of OpenMMLab's tools expect it.

@@ -15,6 +15,7 @@ from typing import List, Optional, Sequence, Union
 import cv2
 import mmcv
 import numpy as np
+from PIL import Image
 import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
@@ -57,6 +58,7 @@ def read_image(image: ImageLike) -> np.ndarray:
         if img is None:
             raise InputError(f'{image!r} is not an image OpenCV can read. Expected a PNG, JPEG, '
                              'BMP, TIFF or WebP file; convert it or leave it out.')
+        img = exif_upright(img, image)
     if img.dtype != np.uint8:
         img = img.astype(np.float64)
         lo, hi = float(img.min()), float(img.max())
@@ -71,6 +73,25 @@ def read_image(image: ImageLike) -> np.ndarray:
         raise InputError(f'Image of shape {img.shape} is not supported: expected H x W, '
                          'H x W x 1, H x W x 3 or H x W x 4.')
     return np.ascontiguousarray(img)
+
+
+#: EXIF orientation -> how to turn the stored pixels into the picture a viewer shows.
+_EXIF_TURNS = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+               5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1),
+               7: lambda a: a[::-1, ::-1].swapaxes(0, 1), 8: lambda a: np.rot90(a, 1)}
+
+
+def exif_upright(img: np.ndarray, path: str) -> np.ndarray:
+    """The image as viewers show it: a camera's EXIF orientation applied (OpenCV's 'unchanged'
+    read ignores it, while the pipelines' colour reads apply it: maps must follow what the
+    user sees and what the model saw)."""
+    try:
+        with Image.open(path) as pil:
+            orientation = pil.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001 - no EXIF to read is no rotation
+        return img
+    turn = _EXIF_TURNS.get(orientation)
+    return np.ascontiguousarray(turn(img)) if turn else img
 
 
 def _build_config(config: Union[str, Config], cfg_options: Optional[dict]) -> Config:

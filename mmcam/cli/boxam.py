@@ -25,8 +25,9 @@ from mmcam.apis.model_loader import InputError, LoadedModel, expand_images
 from mmcam.cams.box_maps import COMBINE_MODES
 from mmcam.cams.box_methods import (BOX_METHODS, EXPLAIN_CHOICES, check_explain,
                                     get_box_method, gradient_box_methods)
-from mmcam.cli.common import (Report, Shower, add_common_arguments, each_image, new_parser,
-                              output_stems, outside, pick_device, preview_model, run_tool)
+from mmcam.cli.common import (Report, Shower, add_common_arguments, check_writable,
+                              each_image, new_parser, output_stems, outside, pick_device,
+                              preview_model, run_tool)
 from mmcam.structures import BoxAMResult
 from mmcam.utils.io import atomic_path
 
@@ -84,6 +85,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def check_options(args: argparse.Namespace) -> None:
     """Refuse impossible options before the model is loaded."""
     check_explain(get_box_method(args.method), args.explain)
+    check_writable(args.out_dir)
     if len(args.max_shape) not in (1, 2):
         raise InputError(f'--max-shape {args.max_shape} has {len(args.max_shape)} numbers; '
                          'expected one (a square) or two (h w).')

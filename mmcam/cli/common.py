@@ -137,6 +137,21 @@ def output_stems(paths: Sequence[str], out_dir: str) -> Dict[str, str]:
             for path, (stem, ext) in zip(paths, split)}
 
 
+def check_writable(folder: Optional[str], option: str = '--out-dir') -> None:
+    """Refuse an output folder that cannot be made or written, before any model is loaded."""
+    if not folder:
+        return
+    probe = os.path.abspath(folder)
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise InputError(f'{option} {folder!r} cannot be made: {probe!r} is a file, not a '
+                         f'folder; expected a folder path, choose another {option}.')
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise InputError(f'{option} {folder!r} cannot be written ({probe!r} is not writable '
+                         f'for you); choose a folder you can write to.')
+
+
 def outside(paths: Sequence[str], out_dir: Optional[str]) -> List[str]:
     """``paths`` without the files inside ``out_dir`` (an earlier run's pictures in the input
     folder are not inputs)."""

@@ -21,8 +21,9 @@ import mmcv
 import mmcam
 from mmcam.apis.featmap import FeatMapInferencer
 from mmcam.apis.model_loader import InputError, LoadedModel, expand_images
-from mmcam.cli.common import (Report, Shower, add_common_arguments, each_image, new_parser,
-                              output_stems, outside, pick_device, preview_model, run_tool)
+from mmcam.cli.common import (Report, Shower, add_common_arguments, check_writable,
+                              each_image, new_parser, output_stems, outside, pick_device,
+                              preview_model, run_tool)
 from mmcam.utils.io import atomic_path
 
 
@@ -71,6 +72,8 @@ def check_options(args: argparse.Namespace, images: List[str]) -> None:
                          'use --out-dir DIR instead.')
     if args.out_file and args.out_dir:
         raise InputError('--out-file and --out-dir were both given; expected one of them.')
+    check_writable(args.out_dir)
+    check_writable(os.path.dirname(args.out_file or ''), '--out-file')
 
 
 def run(args: argparse.Namespace) -> int:

@@ -22,8 +22,9 @@ import numpy as np
 
 from mmcam.apis import CAMInferencer, InputError, SkippedImage, expand_images
 from mmcam.cams.methods import get_method, method_names
-from mmcam.cli.common import (Report, add_common_arguments, can_show, new_parser,
-                              output_stems, outside, pick_device, print_preview, run_tool)
+from mmcam.cli.common import (Report, add_common_arguments, can_show, check_writable,
+                              new_parser, output_stems, outside, pick_device, print_preview,
+                              run_tool)
 from mmcam.utils.io import atomic_path
 
 
@@ -79,6 +80,8 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.save_path and args.out_dir:
         raise InputError('--save-path and --out-dir were both given; expected one: --save-path '
                          'for one image, --out-dir for many.')
+    check_writable(args.out_dir)
+    check_writable(os.path.dirname(args.save_path or ''), '--save-path')
 
 
 def _outputs(args, paths: List[str]):

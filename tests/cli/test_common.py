@@ -109,3 +109,18 @@ def test_a_folder_that_links_to_itself_is_walked_once(inputs, tmp_path, capsys):
     code, stdout, stderr = _run('featmap', capsys, folder, '--out-dir', tmp_path / 'out')
     assert code == 0, stderr
     assert stdout.split() == [str(tmp_path / 'out' / 'x.png')]
+
+
+@pytest.mark.parametrize('tool', TOOLS)
+def test_an_output_folder_under_a_file_fails_before_the_model_loads(tool, inputs, tmp_path,
+                                                                    capsys):
+    blocker = tmp_path / 'a-file'
+    blocker.write_text('not a folder')
+    main, (config, _), extra = TOOLS[tool]
+    # A checkpoint that does not exist: the folder check must come first.
+    code = main([str(inputs / 'x.png'), str(config), str(tmp_path / 'missing.pth'),
+                 '--out-dir', str(blocker / 'out'), *extra])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert 'cannot be made' in err and 'is a file, not a folder' in err, err
+    assert 'missing.pth' not in err

@@ -1,0 +1,48 @@
+"""Reading images as users see them, and loading models (mmcam.apis.model_loader)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from mmcam.apis import LoadedModel, read_image
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _asymmetric() -> np.ndarray:
+    arr = np.zeros((40, 60, 3), np.uint8)
+    arr[:10, :20] = 255          # a white block top left
+    arr[30:, 50:, 1] = 255       # a green block bottom right
+    return arr
+
+
+@pytest.mark.parametrize('orientation', range(1, 9))
+@pytest.mark.parametrize('ext', ['.jpg', '.png'])
+def test_exif_orientation_is_applied_as_viewers_do(tmp_path, orientation, ext):
+    image = Image.fromarray(_asymmetric())
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    path = tmp_path / f'photo{ext}'
+    image.save(path, exif=exif, **({'quality': 100} if ext == '.jpg' else {}))
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert('RGB'))
+    got = read_image(str(path))[..., ::-1]  # BGR -> RGB
+    assert got.shape == expected.shape
+    assert np.abs(got.astype(int) - expected).max() <= (0 if ext == '.png' else 8)
+
+
+def test_a_rotated_photo_is_explained_upright(tmp_path):
+    """The sample's image, the network input and the maps all follow the orientation the user
+    sees: a 40 x 60 photo stored with orientation 6 (rotate 90 degrees) is 60 x 40."""
+    image = Image.fromarray(_asymmetric())
+    exif = image.getexif()
+    exif[0x0112] = 6
+    path = tmp_path / 'turned.jpg'
+    image.save(path, exif=exif, quality=100)
+    loaded = LoadedModel(str(REPO / 'configs' / 'demo' / 'det_yolov5.py'),
+                         str(REPO / 'demo' / 'checkpoints' / 'det_yolov5.pth'))
+    sample = loaded.prepare([str(path)])[0]
+    assert sample.image.shape[:2] == (60, 40)
+    assert tuple(sample.data_sample.metainfo['ori_shape'][:2]) == (60, 40)
