@@ -138,6 +138,8 @@ def run(args: argparse.Namespace) -> int:
     report = Report()
     show = Shower(args.show, report, args.out_dir)
     stems = output_stems(images, args.out_dir)
+    images = report.keep_existing(images, {i: s + '.png' for i, s in stems.items()},
+                                  args.skip_existing)
 
     def work(image: str) -> None:
         result = boxam.explain(image)

@@ -51,6 +51,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--allow-unsafe-checkpoint', action='store_true',
                         help='load a checkpoint that holds arbitrary pickled objects (only for '
                         'files you trust: unpickling can run code)')
+    parser.add_argument('--skip-existing', action='store_true',
+                        help="leave out the images whose picture is already written (a rerun "
+                        "of an interrupted folder run goes on where it stopped)")
     parser.add_argument('--debug', action='store_true', help='show tracebacks of errors')
 
 
@@ -87,7 +90,10 @@ def run_tool(prog: str, run: Callable[[argparse.Namespace], int],
     try:
         return run(args)
     except KeyboardInterrupt:
-        print(f'{prog}: interrupted', file=sys.stderr)
+        # Files are written atomically: what exists is whole, the one being written is not.
+        written = len(Report.latest.written) if Report.latest else 0
+        print(f'{prog}: interrupted; {written} files written (all complete); '
+              '--skip-existing goes on from there', file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001 - one line for users, traceback with --debug
         if getattr(args, 'debug', False):
@@ -164,10 +170,23 @@ def outside(paths: Sequence[str], out_dir: Optional[str]) -> List[str]:
 class Report:
     """What a run did: written files on stdout as they are written, the rest on stderr."""
 
+    #: The report of the run in progress (what an interrupted run says it wrote).
+    latest: Optional['Report'] = None
+
     def __init__(self) -> None:
         self.written: List[str] = []
         self.skipped: List[Tuple[str, str]] = []
+        self.existing: List[str] = []
         self._noted: set = set()
+        Report.latest = self
+
+    def keep_existing(self, paths: Sequence[str], outputs: Dict[str, str],
+                      skip_existing: bool) -> List[str]:
+        """With ``--skip-existing``, the inputs whose output is not written yet."""
+        if not skip_existing:
+            return list(paths)
+        self.existing = [p for p in paths if outputs.get(p) and os.path.exists(outputs[p])]
+        return [p for p in paths if p not in set(self.existing)]
 
     def wrote(self, path: str) -> None:
         self.written.append(path)
@@ -191,9 +210,12 @@ class Report:
             print(f'skipped {path}: {reason}', file=sys.stderr)
         done = total - len(self.skipped)
         where = f' in {os.path.dirname(os.path.abspath(self.written[0]))}' if self.written else ''
-        print(f'{done} of {total} images done, {len(self.written)} files written{where}'
-              + (f', {len(self.skipped)} skipped' if self.skipped else ''), file=sys.stderr)
-        return 0 if not self.skipped else 1 if done else 2
+        existing = len(self.existing)
+        print(f'{done + existing} of {total + existing} images done, {len(self.written)} files '
+              f'written{where}' + (f', {len(self.skipped)} skipped' if self.skipped else '')
+              + (f', {existing} already written (--skip-existing)' if existing else ''),
+              file=sys.stderr)
+        return 0 if not self.skipped else 1 if done + existing else 2
 
 
 def each_image(images: Sequence[str], description: str, report: Report, debug: bool,

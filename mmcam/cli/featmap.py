@@ -101,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     show = Shower(args.show, report, args.out_file or args.out_dir)
     outputs = {images[0]: args.out_file} if args.out_file else {
         image: stem + '.png' for image, stem in output_stems(images, args.out_dir).items()}
+    images = report.keep_existing(images, outputs, args.skip_existing)
 
     def work(image: str) -> None:
         with warnings.catch_warnings(record=True) as caught:

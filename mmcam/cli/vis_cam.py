@@ -143,11 +143,12 @@ def run(args: argparse.Namespace) -> int:
     say = functools.partial(print, file=sys.stderr, flush=True)
     say(f'target layer(s): {", ".join(inferencer.target_layer_names)} '
         f'({inferencer.target_layer_reason})')
+    report, reported_grid, empty = Report(), False, []
+    paths = report.keep_existing(paths, outputs, args.skip_existing)
     results = inferencer.run(paths, methods=args.method, target_category=args.target_category,
                              eigen_smooth=args.eigen_smooth, aug_smooth=args.aug_smooth,
                              guided=args.guided, batch_size=args.batch_size,
                              skip_errors=len(paths) > 1)  # one image: its error is the error
-    report, reported_grid, empty = Report(), False, []
     for result in track(results, total=len(paths), description='CAM',
                         console=Console(stderr=True), disable=len(paths) == 1):
         if isinstance(result, SkippedImage):

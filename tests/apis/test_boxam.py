@@ -583,3 +583,33 @@ def test_ablationcam_replaying_the_neck_changes_nothing(family, monkeypatch):
         assert on
     with adapter.replayed_neck(inputs, [loaded.model.backbone]) as on:
         assert not on
+
+
+@pytest.mark.parametrize('family', ['yolov6', 'rtmdet'])
+def test_random_weights_at_score_thr_0_lose_no_picture(mmyolo_configs, tmp_path, capsys,
+                                                       family):
+    """A head early in training returns inverted, zero-area and out-of-image boxes; with
+    mmyolo's shipped -s configs, seeded random weights and --score-thr 0 they are explained
+    and drawn (ordered and clipped), never a reason to lose the picture."""
+    from mmengine.runner.checkpoint import save_checkpoint
+    from skimage import data
+    image = tmp_path / 'photo.png'
+    mmcv.imwrite(mmcv.imresize(mmcv.rgb2bgr(data.astronaut()), (500, 360)), str(image))
+    cfg = Config.fromfile(str(mmyolo_configs / FAMILIES[family]))
+    cfg_path = tmp_path / 'cfg.py'
+    cfg.dump(str(cfg_path))
+    torch.manual_seed(0)
+    model = LoadedModel(str(cfg_path)).model
+    save_checkpoint({'state_dict': model.state_dict()}, str(tmp_path / 'random.pth'))
+    boxes = BoxAMInferencer(LoadedModel(str(cfg_path), str(tmp_path / 'random.pth')),
+                            score_thr=0.0, topk=20)(str(image)).detections.bboxes
+    h, w = 360, 500
+    odd = (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1]) | (boxes < 0).any(1) | \
+        (boxes[:, 2] > w) | (boxes[:, 3] > h)
+    code = demo.main([str(image), str(cfg_path), str(tmp_path / 'random.pth'), '--score-thr',
+                      '0', '--topk', '20', '--per-box', '--out-dir', str(tmp_path / 'out')])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert mmcv.imread(str(tmp_path / 'out' / 'photo.png')).shape[:2] == (h, w)
+    assert (tmp_path / 'out' / 'photo_per_box.png').is_file()
+    assert odd.any(), 'expected the degenerate boxes of an untrained head (20 of 20 seen)'

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import mmcv
+import numpy as np
 import pytest
 
 from mmcam.cli import boxam, featmap, vis_cam
@@ -124,3 +125,57 @@ def test_an_output_folder_under_a_file_fails_before_the_model_loads(tool, inputs
     assert code == 2
     assert 'cannot be made' in err and 'is a file, not a folder' in err, err
     assert 'missing.pth' not in err
+
+
+@pytest.mark.parametrize('tool', TOOLS)
+def test_skip_existing_goes_on_where_a_run_stopped(tool, inputs, tmp_path, capsys):
+    out = tmp_path / 'out'
+    assert _run(tool, capsys, inputs, '--out-dir', out)[0] == 1
+    (out / 'a' / 'x.png').write_bytes(b'kept')  # a marker: a rerun must not touch it
+    (out / 'b' / 'x.png').unlink()              # as if the run had stopped before it
+    code, stdout, stderr = _run(tool, capsys, inputs, '--out-dir', out, '--skip-existing')
+    assert code == 1, stderr  # broken.png is still skipped
+    assert (out / 'a' / 'x.png').read_bytes() == b'kept'
+    assert stdout.split() == [str(out / 'b' / 'x.png')]
+    assert '4 of 5 images done, 1 files written' in stderr
+    assert '3 already written (--skip-existing)' in stderr
+
+
+def test_a_folder_of_awkward_images_is_written_except_the_unreadable(tmp_path, capsys):
+    """Grayscale, RGBA, palette, 16-bit, 1 x 1, spaces and non-ASCII names are drawn; empty,
+    truncated and text files are skipped with a reason; a folder named like an image is not
+    an input. The same through all three tools."""
+    import cv2
+    from PIL import Image
+    from skimage import data
+    rgb = cv2.resize(data.chelsea(), (120, 90))
+    src = tmp_path / 'imgs'
+    src.mkdir()
+    cv2.imwrite(str(src / 'good.png'), rgb[..., ::-1])
+    (src / 'empty.png').write_bytes(b'')
+    for ext in ('.jpg', '.png'):
+        cv2.imwrite(str(src / f'whole{ext}'), rgb[..., ::-1])
+        whole = (src / f'whole{ext}').read_bytes()
+        (src / f'whole{ext}').unlink()
+        (src / f'truncated{ext}').write_bytes(whole[:len(whole) // 2])
+    (src / 'text.jpg').write_text('not an image')
+    (src / 'folder.png').mkdir()
+    cv2.imwrite(str(src / 'gray.png'), cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+    Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 128, np.uint8)])).save(
+        src / 'rgba.png')
+    Image.fromarray(rgb).quantize(64).save(src / 'palette.png')
+    cv2.imwrite(str(src / 'deep16.png'), (rgb.astype(np.uint16) * 257)[..., ::-1])
+    cv2.imwrite(str(src / 'one.png'), rgb[:1, :1, ::-1])
+    cv2.imwrite(str(src / 'name with space.png'), rgb[..., ::-1])
+    Image.fromarray(rgb).save(src / '猫 ünïcode.png')
+    drawn = {'good', 'gray', 'rgba', 'palette', 'deep16', 'one', 'name with space', '猫 ünïcode'}
+    unreadable = {'empty.png', 'truncated.jpg', 'truncated.png', 'text.jpg'}
+    for tool in TOOLS:
+        out = tmp_path / tool
+        code, stdout, stderr = _run(tool, capsys, src, '--out-dir', out)
+        assert code == 1, stderr
+        assert {Path(p).stem for p in stdout.splitlines()} == drawn, (tool, stdout)
+        skipped = [line for line in stderr.splitlines() if line.startswith('skipped ')]
+        assert {Path(line.split(': ')[0][8:]).name for line in skipped} == unreadable, stderr
+        assert all(line.split(': ', 1)[1].strip() for line in skipped)  # a reason each
+        assert '8 of 12 images done' in stderr
