@@ -29,6 +29,7 @@ from mmcam.cams.per_target import per_target_cams
 from mmcam.cams.reshape import PyramidReshape
 from mmcam.models.capture import capture_outputs
 from mmcam.models.detector import DetectorAdapter
+from mmcam.models.state import model_state_restored
 from mmcam.structures import BoxAMResult, Detections, ImageLike, Sample
 from mmcam.utils.errors import OptionError
 from mmcam.utils.modules import find_module
@@ -131,6 +132,10 @@ class BoxAMInferencer:
         """Detect, then compute one map per kept box and the combined map, for an image or a
         sample that is already prepared (the hooks make them)."""
         sample = image if isinstance(image, Sample) else self.loaded.prepare([image])[0]
+        with model_state_restored(self.loaded.model):  # eval mode, given back as it was
+            return self._explain(sample)
+
+    def _explain(self, sample: Sample) -> BoxAMResult:
         named = dict(zip(self.layer_names, self.layers))
         with capture_outputs(named) as outputs:
             dets = self.adapter.detect(sample, self.score_thr, self.topk)

@@ -32,6 +32,7 @@ from mmcam.cams.methods import (cam_session, get_method, needs_weight_graph,
                                 supports_aug_smooth)
 from mmcam.cams.reshape import TokenReshape, patch_grid_probe
 from mmcam.models.classifier import ClassifierLogits
+from mmcam.models.state import model_state_restored
 from mmcam.structures import CAMMap, CAMResult, ImageLike, Sample, SkippedImage
 from mmcam.visualization.cam_visualizer import CAMVisualizer
 from mmcam.visualization.panels import tile_panels
@@ -218,6 +219,13 @@ class CAMInferencer:
     def _run_batch(self, samples: List[Sample], methods: List[str],
                    categories: Optional[List[int]], eigen_smooth: bool, aug_smooth: bool,
                    guided: bool) -> Iterator[CAMResult]:
+        with model_state_restored(self.classifier):  # eval mode, given back as it was
+            yield from self._explain_batch(samples, methods, categories, eigen_smooth,
+                                           aug_smooth, guided)
+
+    def _explain_batch(self, samples: List[Sample], methods: List[str],
+                       categories: Optional[List[int]], eigen_smooth: bool, aug_smooth: bool,
+                       guided: bool) -> Iterator[CAMResult]:
         inputs = torch.cat([s.inputs for s in samples])
         logits = self._probe(inputs)
         scores = self.model.scores(logits).cpu().numpy()

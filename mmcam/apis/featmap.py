@@ -21,6 +21,7 @@ from mmcam.cams.layers import backbone_extra_tokens
 from mmcam.cams.reshape import TokenReshape, patch_grid_probe
 from mmcam.geometry import InputGeometry
 from mmcam.models.capture import capture_outputs
+from mmcam.models.state import model_state_restored
 from mmcam.structures import FeatMapResult, ImageLike, Sample
 from mmcam.utils.errors import InputError, OptionError
 from mmcam.utils.modules import find_module
@@ -113,7 +114,8 @@ class FeatMapInferencer:
     def explain(self, image: Union[ImageLike, Sample]) -> FeatMapResult:
         """Run one image (or a prepared sample) and capture the target layers' maps."""
         sample = image if isinstance(image, Sample) else self.loaded.prepare([image])[0]
-        levels, predictions = featmap_levels(self.loaded, sample, self.target_layers)
+        with model_state_restored(self.loaded.model):  # eval mode, given back as it was
+            levels, predictions = featmap_levels(self.loaded, sample, self.target_layers)
         boxes = labels = None
         if self.score_thr is not None:
             pred = predictions[0].pred_instances

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import glob
 import os
+import warnings
 from typing import List, Optional, Sequence, Union
 
 import cv2
@@ -73,6 +74,12 @@ def read_image(image: ImageLike) -> np.ndarray:
         raise InputError(f'Image of shape {img.shape} is not supported: expected H x W, '
                          'H x W x 1, H x W x 3 or H x W x 4.')
     return np.ascontiguousarray(img)
+
+
+def _examples(names: Sequence[str], total: int) -> str:
+    """'3 of 120 weights (e.g. a, b)' for a message."""
+    shown = ', '.join(names[:2]) + (', ...' if len(names) > 2 else '')
+    return f'{len(names)} of {total} weights' + (f' (e.g. {shown})' if names else '')
 
 
 #: EXIF orientation -> how to turn the stored pixels into the picture a viewer shows.
@@ -164,14 +171,23 @@ class LoadedModel:
             ckpt = load_checkpoint(self.model, checkpoint, map_location='cpu',
                                    allow_unsafe=allow_unsafe_checkpoint or None)
             state = ckpt.get('state_dict', ckpt)
+            keys = {k[7:] if k.startswith('module.') else k for k in state}
+            wanted = set(self.model.state_dict())
+            missing, unexpected = sorted(wanted - keys), sorted(keys - wanted)
             # A checkpoint of another architecture loads "successfully" (strict=False) with
             # nothing in it used: explaining random weights is worse than failing.
-            if not {k[7:] if k.startswith('module.') else k for k in state} & set(
-                    self.model.state_dict()):
+            if not keys & wanted:
                 raise InputError(
                     f'No weight in checkpoint {checkpoint!r} fits the model of this config '
-                    f'({type(self.model).__name__}); expected the checkpoint trained with this '
-                    'config. Check that CONFIG and CHECKPOINT belong together.')
+                    f'({type(self.model).__name__}): {_examples(missing, len(wanted))} of '
+                    f'the model missing, {_examples(unexpected, len(keys))} of the checkpoint '
+                    'unexpected; expected the checkpoint trained with this config. Check that '
+                    'CONFIG and CHECKPOINT belong together.')
+            if missing or unexpected:
+                warnings.warn(f'checkpoint {checkpoint!r} does not fully fit the model: '
+                              f'{_examples(missing, len(wanted))} of the model missing (kept '
+                              f'as initialised), {_examples(unexpected, len(keys))} of the '
+                              'checkpoint unused')
             self.checkpoint_meta = ckpt.get('meta', {}) or {}
         self.model.dataset_meta = self.dataset_meta = self._dataset_meta()
         self.model.to(self.device).eval()

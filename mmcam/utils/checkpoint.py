@@ -110,7 +110,9 @@ def load_checkpoint_file(filename: str,
         return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         match = re.search(r'GLOBAL ([\w.]+)', str(exc))
-        offending = match.group(1) if match else 'an object outside the allow-list'
+        if match is None:  # not a forbidden type: not a checkpoint (text, a cut-off pickle)
+            raise CorruptCheckpointError(filename, exc) from None
+        offending = match.group(1)
         raise UnsafeCheckpointError(
             f'Refused to load {filename!r}: it contains {offending}, which is not on '
             "mmcam's list of types that are safe to unpickle (tensors, numpy arrays and "
@@ -118,6 +120,21 @@ def load_checkpoint_file(filename: str,
             'metadata. If you trust this file, load it anyway with --allow-unsafe-checkpoint '
             f'on the command line, allow_unsafe=True in Python, or {UNSAFE_ENV}=1 in the '
             'environment (this runs any code the file contains).') from None
+    except (RuntimeError, EOFError, ValueError, KeyError, IndexError) as exc:  # cut off, say
+        raise CorruptCheckpointError(filename, exc) from None
+
+
+class CorruptCheckpointError(UnsafeCheckpointError):
+    """A file that is not a whole checkpoint (truncated, or not a checkpoint at all)."""
+
+    def __init__(self, filename: str, exc: BaseException) -> None:
+        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else \
+            type(exc).__name__
+        size = os.path.getsize(filename)
+        super().__init__(
+            f'Checkpoint {filename!r} ({size} bytes) is truncated or not a checkpoint '
+            f'({type(exc).__name__}: {reason}). Expected a whole file written by torch.save '
+            'or an mmengine Runner; download or copy it again.')
 
 
 def load_checkpoint(model: nn.Module,
@@ -137,6 +154,7 @@ def load_checkpoint(model: nn.Module,
         raise UnsafeCheckpointError(
             f'{filename!r} holds a {type(checkpoint).__name__}, expected a dict with a '
             "'state_dict' (as mmengine writes) or a state dict itself.")
-    _load_checkpoint_to_model(model, checkpoint, strict=strict,
-                          revise_keys=[(r'^module\.', '')])
+    # mmengine would print every missing and unexpected key; the loader says it in one line.
+    _load_checkpoint_to_model(model, checkpoint, strict=strict, logger='silent',
+                              revise_keys=[(r'^module\.', '')])
     return checkpoint

@@ -54,3 +54,29 @@ def test_a_built_model_needs_its_scope():
     loaded = apis.LoadedModel(*DET)
     with pytest.raises(apis.InputError, match='default scope'):
         apis.BoxAMInferencer(loaded.model)
+
+
+@pytest.mark.parametrize('name', EXPLAINERS)
+def test_a_model_in_train_mode_is_explained_in_eval_mode_and_given_back(name):
+    """The same result as for the model in eval mode; afterwards every module is in the mode
+    it was in (one frozen in eval mode stays so), and no BatchNorm statistic moved."""
+    import torch
+    cls, (config, checkpoint), options, _ = EXPLAINERS[name]
+    image = str(REPO / 'demo' / ('digit.png' if name == 'cam' else 'digits_det.png'))
+    loaded = apis.LoadedModel(config, checkpoint)
+    sample = loaded.prepare([image])[0]
+    scope = {} if name == 'cam' else {'scope': loaded.scope}
+    explainer = cls(loaded.model, **options, **scope)
+    expected = explainer.explain(sample)
+    model = loaded.model.train()
+    frozen = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    frozen.eval()
+    stats = {k: v.clone() for k, v in model.state_dict().items() if 'running' in k}
+    result = explainer.explain(sample)
+    assert model.training and not frozen.training
+    assert all(m.training for m in model.modules() if m is not frozen)
+    for key, value in stats.items():
+        torch.testing.assert_close(model.state_dict()[key], value, rtol=0, atol=0, msg=key)
+    maps = {'cam': lambda r: r.maps[0].cam, 'boxam': lambda r: r.box_maps,
+            'featmap': lambda r: r.levels[0][1].numpy()}[name]
+    np.testing.assert_allclose(maps(result), maps(expected), atol=1e-5)

@@ -124,3 +124,39 @@ def test_checkpoint_that_would_run_code_is_refused_and_runs_nothing(tmp_path, mo
     with pytest.raises(UnsafeCheckpointError, match=r'posix\.system|os\.system'):
         load_checkpoint_file(str(path))
     assert not marker.exists()
+
+
+@pytest.mark.parametrize('content', ['truncated', 'text'])
+def test_a_truncated_or_foreign_file_is_a_one_line_user_error(tmp_path, capsys, content):
+    from mmcam.cli import vis_cam
+    repo = Path(__file__).resolve().parents[2]
+    whole = (repo / 'demo' / 'checkpoints' / 'cls_resnet.pth').read_bytes()
+    bad = tmp_path / 'bad.pth'
+    bad.write_bytes(whole[:len(whole) // 3] if content == 'truncated' else b'just text\n')
+    code = vis_cam.main([str(repo / 'demo' / 'digit.png'), str(repo / 'configs' / 'demo' /
+                        'cls_resnet.py'), str(bad), '--save-path', str(tmp_path / 'o.png')])
+    err = [line for line in capsys.readouterr().err.splitlines()
+           if line.strip() and not line.startswith('device: ')]
+    assert code == 2 and len(err) == 1, err
+    assert 'is truncated or not a checkpoint' in err[0] and 'download or copy it again' in err[0]
+
+
+def test_a_partly_fitting_checkpoint_is_said_in_one_warning(tmp_path):
+    import warnings
+
+    import torch
+    repo = Path(__file__).resolve().parents[2]
+    config = str(repo / 'configs' / 'demo' / 'cls_resnet.py')
+    ckpt = torch.load(str(repo / 'demo' / 'checkpoints' / 'cls_resnet.pth'),
+                      weights_only=False)
+    state = ckpt['state_dict']
+    del state['head.fc.weight']
+    state['extra.weight'] = torch.zeros(1)
+    torch.save(ckpt, str(tmp_path / 'part.pth'))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        LoadedModel(config, str(tmp_path / 'part.pth'))
+    messages = [str(w.message) for w in caught if 'does not fully fit' in str(w.message)]
+    assert len(messages) == 1, [str(w.message) for w in caught]
+    assert '1 of 122 weights (e.g. head.fc.weight) of the model missing' in messages[0]
+    assert '1 of 122 weights (e.g. extra.weight) of the checkpoint unused' in messages[0]

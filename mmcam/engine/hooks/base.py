@@ -10,34 +10,18 @@ by rank 0 only.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Iterator, List, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
-import torch
 from mmengine.dist import all_gather_object, get_rank, get_world_size, is_main_process
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
+
+from mmcam.models.state import model_state_restored
 from torch import nn
 
 Picture = Tuple[str, np.ndarray]  # (name, RGB uint8 image)
 PHASES = ('val', 'test')
-
-
-@contextmanager
-def model_state_restored(model: nn.Module) -> Iterator[None]:
-    """Run with gradients on and the model in eval mode; put everything back afterwards."""
-    training = model.training
-    params = [(p, p.requires_grad, p.grad) for p in model.parameters()]
-    try:
-        model.eval()
-        with torch.enable_grad():
-            yield
-    finally:
-        for p, requires_grad, grad in params:
-            p.requires_grad_(requires_grad)
-            p.grad = grad
-        model.train(training)
 
 
 def dataset_meta(runner) -> dict:
