@@ -23,7 +23,7 @@ from torch import nn
 
 from mmcam.apis.model_loader import InputError, LoadedModel
 from mmcam.cams.ablation import BoxAblationCAM, ZeroAblationLayer
-from mmcam.cams.box_maps import combine_maps, normalise_in_boxes
+from mmcam.cams.box_maps import combine_maps, finite_maps, normalise_in_boxes
 from mmcam.cams.box_methods import BOX_METHODS, BoxMethod, check_explain, get_box_method
 from mmcam.cams.per_target import per_target_cams
 from mmcam.cams.reshape import PyramidReshape
@@ -145,7 +145,7 @@ class BoxAMInferencer:
             h, w = sample.image.shape[:2]
             return BoxAMResult(sample, dets, np.zeros((0, h, w), np.float32),
                                np.zeros((h, w), np.float32), seen)
-        input_maps = self.input_maps(sample, dets)
+        input_maps = finite_maps(self.input_maps(sample, dets), f'The {self.method} box map')
         box_maps = np.stack([sample.geometry.to_original(m) for m in input_maps]) * seen
         box_maps = np.clip(box_maps, 0.0, 1.0).astype(np.float32)
         if self.norm_in_bbox:

@@ -26,6 +26,7 @@ from pytorch_grad_cam.utils.image import deprocess_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from mmcam.apis.model_loader import InputError, LoadedModel
+from mmcam.cams.box_maps import finite_maps
 from mmcam.cams.layers import (backbone_extra_tokens, default_target_layer, preview_rows,
                                resolve_layers)
 from mmcam.cams.methods import (cam_session, get_method, needs_weight_graph,
@@ -287,7 +288,7 @@ class CAMInferencer:
         for r, (i, c) in enumerate(rows):
             res = results[i]
             for name, maps in per_method.items():
-                cam_input = np.clip(np.nan_to_num(maps[r]), 0.0, 1.0)
+                cam_input = np.clip(finite_maps(maps[r], f'The {name} map'), 0.0, 1.0)
                 cam = np.clip(res.geometry.to_original(cam_input), 0.0, 1.0)
                 # Interpolation bleeds a little over the crop border: the model saw nothing
                 # there, so the map is 0 wherever the pipeline cut the image away.

@@ -1,5 +1,7 @@
-"""Per-box maps -> what box AM shows: normalised inside each box, combined into one map."""
+"""Per-box and per-image maps -> what is shown: finite, normalised inside each box, combined."""
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 from pytorch_grad_cam.utils.image import scale_cam_image
@@ -7,6 +9,16 @@ from pytorch_grad_cam.utils.image import scale_cam_image
 from mmcam.utils.errors import InputError
 
 COMBINE_MODES = ('max', 'sum')
+
+
+def finite_maps(maps: np.ndarray, what: str) -> np.ndarray:
+    """``maps`` with NaN and inf set to 0 (drawn flat, never a NaN picture), said once."""
+    if np.isfinite(maps).all():
+        return maps
+    warnings.warn(f'{what} has NaN or infinite values (the model produced non-finite '
+                  'activations or gradients there); they are drawn as 0. Check the checkpoint '
+                  'and the input, or try another --target-layers.')
+    return np.nan_to_num(maps, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def normalise_in_boxes(box_maps: np.ndarray, bboxes: np.ndarray) -> np.ndarray:

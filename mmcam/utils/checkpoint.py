@@ -16,6 +16,8 @@ from typing import Any, Optional, Union
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from torch import nn
 
 #: Environment variable that allows full unpickling of checkpoints (the documented opt-in).
@@ -101,6 +103,11 @@ def load_checkpoint_file(filename: str,
         raise FileNotFoundError(
             f'Checkpoint {filename!r} does not exist. Expected a .pth file written by '
             'torch.save or an mmengine Runner; check the path.')
+    if filename.endswith('.safetensors'):  # tensors only, no pickle: nothing can run
+        try:
+            return {'state_dict': load_file(filename, device=str(map_location))}
+        except SafetensorError as exc:
+            raise CorruptCheckpointError(filename, exc) from None
     if _unsafe_allowed(allow_unsafe):
         return torch.load(filename, map_location=map_location, weights_only=False)
     # Not torch's safe_globals() context manager: on exit it removes the listed types even

@@ -80,3 +80,30 @@ def test_a_model_in_train_mode_is_explained_in_eval_mode_and_given_back(name):
     maps = {'cam': lambda r: r.maps[0].cam, 'boxam': lambda r: r.box_maps,
             'featmap': lambda r: r.levels[0][1].numpy()}[name]
     np.testing.assert_allclose(maps(result), maps(expected), atol=1e-5)
+
+
+@pytest.mark.parametrize('name', ['cam', 'boxam'])
+def test_non_finite_activations_give_a_flat_map_and_a_warning(name):
+    """A target layer whose output turns NaN (a broken checkpoint, an overflow) gives a flat
+    map and one warning, never a NaN map or picture. (For box AM from the explaining pass on:
+    the detections themselves come first, from the healthy pass.)"""
+    import torch
+    cls, (config, checkpoint), options, _ = EXPLAINERS[name]
+    explainer = cls(config, checkpoint=checkpoint, **options)
+    layer = explainer.target_layers[0] if name == 'cam' else explainer.layers[0]
+    image = str(REPO / 'demo' / ('digit.png' if name == 'cam' else 'digits_det.png'))
+    passes = []
+
+    def poison(module, args, out):
+        passes.append(1)
+        return out * float('nan') if name == 'cam' or len(passes) > 1 else out
+    handle = layer.register_forward_hook(poison)
+    try:
+        with pytest.warns(UserWarning, match='NaN or infinite values'):
+            result = explainer.explain(image)
+    finally:
+        handle.remove()
+    maps = np.stack([m.cam for m in result.maps]) if name == 'cam' else result.box_maps
+    assert maps.size and np.isfinite(maps).all() and maps.max() == 0
+    picture = explainer.draw(result)
+    assert picture.dtype == np.uint8

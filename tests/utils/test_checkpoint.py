@@ -160,3 +160,20 @@ def test_a_partly_fitting_checkpoint_is_said_in_one_warning(tmp_path):
     assert len(messages) == 1, [str(w.message) for w in caught]
     assert '1 of 122 weights (e.g. head.fc.weight) of the model missing' in messages[0]
     assert '1 of 122 weights (e.g. extra.weight) of the checkpoint unused' in messages[0]
+
+
+def test_a_safetensors_checkpoint_loads(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+    repo = Path(__file__).resolve().parents[2]
+    config = str(repo / 'configs' / 'demo' / 'cls_resnet.py')
+    pth = str(repo / 'demo' / 'checkpoints' / 'cls_resnet.pth')
+    state = torch.load(pth, weights_only=False)['state_dict']
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / 'w.safetensors'))
+    a, b = LoadedModel(config, pth), LoadedModel(config, str(tmp_path / 'w.safetensors'))
+    inputs = a.prepare([str(repo / 'demo' / 'digit.png')])[0].inputs
+    with torch.no_grad():
+        torch.testing.assert_close(a.model(inputs, mode='tensor'), b.model(inputs, mode='tensor'))
+    (tmp_path / 'cut.safetensors').write_bytes((tmp_path / 'w.safetensors').read_bytes()[:999])
+    with pytest.raises(Exception, match='is truncated or not a checkpoint'):
+        LoadedModel(config, str(tmp_path / 'cut.safetensors'))
