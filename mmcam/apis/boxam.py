@@ -146,8 +146,12 @@ class BoxAMInferencer:
             return BoxAMResult(sample, dets, np.zeros((0, h, w), np.float32),
                                np.zeros((h, w), np.float32), seen)
         input_maps = finite_maps(self.input_maps(sample, dets), f'The {self.method} box map')
-        box_maps = np.stack([sample.geometry.to_original(m) for m in input_maps]) * seen
-        box_maps = np.clip(box_maps, 0.0, 1.0).astype(np.float32)
+        # One array filled in place: on a large photo each map is hundreds of megabytes.
+        box_maps = np.empty((len(input_maps), ) + seen.shape, np.float32)
+        for i, input_map in enumerate(input_maps):
+            box_maps[i] = sample.geometry.to_original(input_map)
+        box_maps *= seen
+        np.clip(box_maps, 0.0, 1.0, out=box_maps)
         if self.norm_in_bbox:
             box_maps = normalise_in_boxes(box_maps, dets.bboxes)
         return BoxAMResult(sample, dets, box_maps, combine_maps(box_maps, self.combine), seen)

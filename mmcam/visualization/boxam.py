@@ -22,21 +22,15 @@ def _font_size(image: np.ndarray) -> int:
     return int(np.clip(min(image.shape[:2]) / 28, 7, 18))
 
 
-def _draw_boxes(visualizer, bboxes: np.ndarray, labels: Sequence[int],
-                titles: Optional[Sequence[str]] = None) -> None:
-    """Boxes coloured by class (labelled with their titles) on the visualizer's image."""
-    if len(bboxes):
-        visualizer.set_image(draw_boxes(visualizer.get_image(), bboxes, titles,
-                                        class_colors(labels)))
-
-
 def draw_boxam(visualizer, image: np.ndarray, cam: np.ndarray, bboxes: np.ndarray,
                labels: Sequence[int], titles: Sequence[str],
                seen_mask: Optional[np.ndarray] = None, alpha: float = 0.5) -> np.ndarray:
     """The combined map over the image with every explained box and its title."""
-    visualizer.draw_cam(image, cam, alpha=alpha, seen_mask=seen_mask)
-    _draw_boxes(visualizer, bboxes, labels, titles)
-    return visualizer.get_image()
+    drawn = visualizer.draw_cam(image, cam, alpha=alpha, seen_mask=seen_mask)
+    if len(bboxes):  # on the array: no canvas rendering of a possibly huge image
+        drawn = draw_boxes(drawn, bboxes, titles, class_colors(labels))
+        visualizer.set_image(drawn)
+    return drawn
 
 
 def draw_box_grid(visualizer, image: np.ndarray, box_maps: np.ndarray, bboxes: np.ndarray,
@@ -46,9 +40,9 @@ def draw_box_grid(visualizer, image: np.ndarray, box_maps: np.ndarray, bboxes: n
     """One panel per box (its own map and its box), titled, tiled ``ncols`` to a row."""
     panels = []
     for box_map, box, label, title in zip(box_maps, bboxes, labels, titles):
-        visualizer.draw_cam(image, box_map, alpha=alpha, seen_mask=seen_mask)
-        _draw_boxes(visualizer, np.asarray(box, np.float64)[None], [label])
-        panels.append((title, visualizer.get_image()))
+        drawn = visualizer.draw_cam(image, box_map, alpha=alpha, seen_mask=seen_mask)
+        panels.append((title, draw_boxes(drawn, np.asarray(box, np.float64)[None], None,
+                                         class_colors([label]))))
     if not panels:
         return image.copy()
     grid = tile_panels([panels[i:i + ncols] for i in range(0, len(panels), ncols)],

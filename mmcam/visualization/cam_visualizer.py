@@ -8,15 +8,38 @@ from __future__ import annotations
 
 from typing import Optional, Tuple
 
+import cv2
 import numpy as np
 from mmengine.dist import master_only
 from mmengine.visualization import Visualizer
-from pytorch_grad_cam.utils.image import show_cam_on_image
 
 from mmcam.registry import VISUALIZERS
 from mmcam.visualization import boxam as boxam_lib
 from mmcam.visualization import featmap as featmap_lib
 from mmcam.visualization.panels import grey_unseen
+
+
+#: Rows blended at a time: a 10000 x 8000 photo is never held as float32 all at once.
+_ROWS = 512
+
+
+def overlay_cam(image: np.ndarray, cam: np.ndarray, alpha: float) -> np.ndarray:
+    """grad-cam's ``show_cam_on_image`` (JET colours, blended, rescaled by the maximum) on an
+    RGB uint8 image, computed in row blocks: the same picture, with memory bounded by the
+    block instead of four float32 copies of the whole image."""
+    weight = 1.0 - alpha
+
+    def blend(rows: slice) -> np.ndarray:
+        heat = cv2.applyColorMap(np.uint8(255 * cam[rows]), cv2.COLORMAP_JET)
+        heat = np.float32(cv2.cvtColor(heat, cv2.COLOR_BGR2RGB)) / 255
+        return (1 - weight) * heat + weight * (image[rows].astype(np.float32) / 255.0)
+
+    blocks = [slice(y, y + _ROWS) for y in range(0, image.shape[0], _ROWS)]
+    top = max(float(blend(rows).max()) for rows in blocks)
+    out = np.empty(image.shape[:2] + (3, ), np.uint8)
+    for rows in blocks:
+        out[rows] = np.uint8(255 * (blend(rows) / np.float32(top)))
+    return out
 
 
 @VISUALIZERS.register_module()
@@ -40,9 +63,7 @@ class CAMVisualizer(Visualizer):
             raise ValueError(f'The map is {cam.shape[:2]} but the image is {image.shape[:2]}; '
                              'expected the map in original-image pixels (see mmcam.geometry).')
         cam = np.clip(np.nan_to_num(cam.astype(np.float32)), 0.0, 1.0)
-        drawn = show_cam_on_image(image.astype(np.float32) / 255.0, cam, use_rgb=True,
-                                  image_weight=1.0 - alpha)
-        drawn = grey_unseen(drawn, image, seen_mask)
+        drawn = grey_unseen(overlay_cam(image, cam, alpha), image, seen_mask)
         self.set_image(drawn)
         return drawn
 

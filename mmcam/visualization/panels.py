@@ -50,14 +50,19 @@ def arrange(tiles: Sequence[Optional[np.ndarray]], rows: int, cols: int, gap: in
     return canvas
 
 
+#: Widest panel in a grid: a grid of 80-megapixel panels helps nobody and costs gigabytes.
+MAX_PANEL_WIDTH = 2048
+
+
 def tile_panels(rows: Sequence[Sequence[Panel]], min_width: int = 224, gap: int = 4
                 ) -> np.ndarray:
     """RGB uint8 grid: ``rows[r][c]`` is a ``(title, RGB image)`` pair.
 
     Every panel is scaled to one width (at least ``min_width``, so titles stay legible on
-    small images); short rows are padded with white.
+    small images, and at most :data:`MAX_PANEL_WIDTH`); short rows are padded with white.
     """
-    width = max(min_width, max(img.shape[1] for row in rows for _, img in row))
+    width = max(min_width, min(MAX_PANEL_WIDTH,
+                               max(img.shape[1] for row in rows for _, img in row)))
     ncols = max(len(row) for row in rows)
     cells: List[Optional[np.ndarray]] = []
     for row in rows:
