@@ -17,7 +17,6 @@ import os
 import sys
 from typing import List, Optional, Sequence
 
-import mmcv
 import numpy as np
 
 from mmcam.apis.boxam import DEFAULT_TARGET_LAYERS, BoxAMInferencer, check_score_thr
@@ -29,7 +28,6 @@ from mmcam.cli.common import (Report, Shower, add_common_arguments, check_writab
                               each_image, new_parser, output_stems, outside, pick_device,
                               preview_model, run_tool)
 from mmcam.structures import BoxAMResult
-from mmcam.utils.io import atomic_path
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -101,17 +99,13 @@ def write_outputs(args: argparse.Namespace, boxam: BoxAMInferencer, result: BoxA
     if args.per_box and len(result.detections):
         pictures.append(boxam.draw(result, per_box=True, numbered=True))
     for picture, name in zip(pictures, [f'{stem}.png', f'{stem}_per_box.png']):
-        with atomic_path(name) as tmp:
-            mmcv.imwrite(mmcv.rgb2bgr(picture), tmp)
-        report.wrote(name)
+        report.save_picture(name, picture)
     if args.save_cam:
         arrays = {f'{stem}.npy': result.combined}
         if args.per_box:
             arrays.update({f'{stem}_box{i}.npy': m for i, m in enumerate(result.box_maps)})
         for name, array in arrays.items():
-            with atomic_path(name) as tmp:
-                np.save(tmp, array.astype(np.float32))
-            report.wrote(name)
+            report.save_map(name, array)
     return pictures
 
 

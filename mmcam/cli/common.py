@@ -18,11 +18,13 @@ import sys
 import warnings
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+import mmcv
 import numpy as np
 
 from mmcam.cams.layers import preview_rows
 from mmcam.utils.checkpoint import UnsafeCheckpointError
 from mmcam.utils.errors import InputError, OptionError
+from mmcam.utils.io import atomic_path
 
 #: Errors whose message already says what to do; anything else is reported with its type.
 USER_ERRORS = (InputError, UnsafeCheckpointError, FileNotFoundError)
@@ -177,6 +179,7 @@ class Report:
         self.written: List[str] = []
         self.skipped: List[Tuple[str, str]] = []
         self.existing: List[str] = []
+        self.replaced: List[str] = []
         self._noted: set = set()
         Report.latest = self
 
@@ -191,6 +194,22 @@ class Report:
     def wrote(self, path: str) -> None:
         self.written.append(path)
         print(path, flush=True)
+
+    def save_picture(self, path: str, picture: np.ndarray) -> None:
+        """Write an RGB picture atomically (no reader ever sees half of it) and list it."""
+        self._save(path, lambda tmp: mmcv.imwrite(mmcv.rgb2bgr(picture), tmp))
+
+    def save_map(self, path: str, array: np.ndarray) -> None:
+        """Write a map as float32 .npy atomically and list it."""
+        self._save(path, lambda tmp: np.save(tmp, np.asarray(array, np.float32)) or True)
+
+    def _save(self, path: str, write: Callable[[str], bool]) -> None:
+        if os.path.exists(path) and path not in self.written:
+            self.replaced.append(path)  # from an earlier run: said, never silently
+        with atomic_path(path) as tmp:
+            if not write(tmp):
+                raise OSError(f'could not write {path}; expected a writable file path')
+        self.wrote(path)
 
     def skip(self, path: str, err: BaseException) -> None:
         text = str(err).strip().splitlines()[0] if str(err).strip() else ''
@@ -208,6 +227,10 @@ class Report:
         """Print the summary; the exit status (0 all done, 1 some skipped, 2 none done)."""
         for path, reason in self.skipped:
             print(f'skipped {path}: {reason}', file=sys.stderr)
+        if self.replaced:
+            self.note(f'{len(self.replaced)} files of an earlier run were replaced (first: '
+                      f'{self.replaced[0]}); --skip-existing keeps them, another --out-dir '
+                      'keeps both')
         done = total - len(self.skipped)
         where = f' in {os.path.dirname(os.path.abspath(self.written[0]))}' if self.written else ''
         existing = len(self.existing)

@@ -16,7 +16,6 @@ import sys
 import warnings
 from typing import List, Optional, Sequence
 
-import mmcv
 
 import mmcam
 from mmcam.apis.featmap import FeatMapInferencer
@@ -24,7 +23,6 @@ from mmcam.apis.model_loader import InputError, LoadedModel, expand_images
 from mmcam.cli.common import (Report, Shower, add_common_arguments, check_writable,
                               each_image, new_parser, output_stems, outside, pick_device,
                               preview_model, run_tool)
-from mmcam.utils.io import atomic_path
 
 
 MMCAM_DIR = os.path.dirname(os.path.abspath(mmcam.__file__))
@@ -110,9 +108,7 @@ def run(args: argparse.Namespace) -> int:
         for w in caught:  # mmcam's own notes (e.g. a stretched map), not dependencies'
             if os.path.abspath(w.filename).startswith(MMCAM_DIR):
                 report.note(str(w.message))
-        with atomic_path(outputs[image]) as tmp:
-            mmcv.imwrite(mmcv.rgb2bgr(drawn), tmp)
-        report.wrote(outputs[image])
+        report.save_picture(outputs[image], drawn)
         show(drawn, os.path.basename(image))
     return each_image(images, 'feature maps', report, args.debug, work)
 

@@ -25,7 +25,6 @@ from mmcam.cams.methods import get_method, method_names
 from mmcam.cli.common import (Report, add_common_arguments, can_show, check_writable,
                               new_parser, output_stems, outside, pick_device, print_preview,
                               run_tool)
-from mmcam.utils.io import atomic_path
 
 
 
@@ -101,21 +100,14 @@ def _outputs(args, paths: List[str]):
 
 def _save(result, picture: Optional[np.ndarray], out: str, save_cam: bool,
           report: Report) -> None:
-    import mmcv
-
     stem, ext = os.path.splitext(out)
     if picture is not None and ext.lower() != '.npy':
-        with atomic_path(out) as tmp:
-            if not mmcv.imwrite(mmcv.rgb2bgr(picture), tmp):
-                raise OSError(f'could not write {out}')
-        report.wrote(out)
+        report.save_picture(out, picture)
     if save_cam or ext.lower() == '.npy':
         for m in result.maps:
             name = stem + '.npy' if len(result.maps) == 1 else \
                 f'{stem}_{m.method}_{m.category}.npy'
-            with atomic_path(name) as tmp:
-                np.save(tmp, m.cam.astype(np.float32))
-            report.wrote(name)
+            report.save_map(name, m.cam)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

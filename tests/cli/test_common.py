@@ -139,6 +139,11 @@ def test_skip_existing_goes_on_where_a_run_stopped(tool, inputs, tmp_path, capsy
     assert stdout.split() == [str(out / 'b' / 'x.png')]
     assert '4 of 5 images done, 1 files written' in stderr
     assert '3 already written (--skip-existing)' in stderr
+    # Without --skip-existing a rerun replaces them, and says so.
+    code, stdout, stderr = _run(tool, capsys, inputs, '--out-dir', out)
+    assert code == 1 and len(stdout.split()) == 4
+    assert 'note: 4 files of an earlier run were replaced' in stderr
+    assert (out / 'a' / 'x.png').read_bytes() != b'kept'
 
 
 def test_a_folder_of_awkward_images_is_written_except_the_unreadable(tmp_path, capsys):
