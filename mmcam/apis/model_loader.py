@@ -212,7 +212,14 @@ class LoadedModel:
         model_cfg.pop('init_cfg', None)
         if model_cfg.get('pretrained') is not None:
             model_cfg.pretrained = None
-        return MODELS.build(model_cfg)
+        model = MODELS.build(model_cfg)
+        # mmdet 3.3's SSDHead builds no loss_cls, but the predict_by_feat it inherits reads
+        # loss_cls.custom_cls_channels, so SSD cannot predict at all: give it an empty one.
+        head = getattr(model, 'bbox_head', None)
+        if head is not None and hasattr(head, 'predict_by_feat') and not hasattr(head,
+                                                                                 'loss_cls'):
+            head.loss_cls = nn.Identity()
+        return model
 
     def _dataset_meta(self) -> dict:
         meta = self.checkpoint_meta.get('dataset_meta')
@@ -242,7 +249,10 @@ class LoadedModel:
             raise InputError('The config has no test pipeline (test_dataloader.dataset.pipeline '
                              'or test_pipeline); expected one to prepare images as the model '
                              'was evaluated.')
-        # The image is read by mmcam (read_image), so drop the loading step.
+        # The image is read by mmcam (read_image), so drop the loading step, but keep what it
+        # would have done to the array (CenterNet's crop needs float32 images).
+        self.to_float32 = any('LoadImage' in str(t.get('type', '')) and t.get('to_float32')
+                              for t in pipeline_cfg)
         steps = [copy.deepcopy(t) for t in pipeline_cfg
                  if 'LoadImage' not in str(t.get('type', ''))
                  and 'LoadAnnotations' not in str(t.get('type', ''))]
@@ -351,8 +361,9 @@ class LoadedModel:
         for image in images:
             bgr = read_image(image)
             path = image if isinstance(image, str) else None
-            results = dict(img=bgr, img_shape=bgr.shape[:2], ori_shape=bgr.shape[:2],
-                           img_path=path, img_id=0)
+            results = dict(img=bgr.astype(np.float32) if self.to_float32 else bgr,
+                           img_shape=bgr.shape[:2], ori_shape=bgr.shape[:2], img_path=path,
+                           img_id=0)
             packed.append(self.pipeline(results))
             originals.append(mmcv.bgr2rgb(bgr))
             paths.append(path)

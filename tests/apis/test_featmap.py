@@ -588,3 +588,22 @@ def test_trained_detector_head_map_lights_up_every_digit(name):
     centres = (boxes[:, :2] + boxes[:, 2:]) / 2
     err = np.abs(local_peaks(values, boxes) - centres)
     assert (err <= 0.75 * stride).all(), (name, err.round().tolist(), stride)
+
+
+@pytest.mark.parametrize('rel', [
+    'ssd/ssd300_coco.py',                                    # SSDHead has no loss_cls
+    'centernet/centernet_r18_8xb16-crop512-140e_coco.py',    # its crop needs float32 images
+    'retinanet/retinanet_r18_fpn_1x_coco.py',
+])
+def test_feature_maps_of_mmdet_detectors_from_the_wheel(rel):
+    """mmdet's shipped configs, random weights: the pipeline's loading options are kept and
+    mmdet's own predict runs, so every level of the backbone and neck is drawn."""
+    import mmdet
+    from mmcam.apis import FeatMapInferencer
+    config = Path(mmdet.__file__).parent / '.mim' / 'configs' / rel
+    torch.manual_seed(0)
+    featmaps = FeatMapInferencer(str(config), target_layers=['backbone', 'neck'])
+    result = featmaps.explain(str(REPO / 'demo' / 'digits_det.png'))
+    assert len(result.levels) >= 5
+    picture = featmaps.draw(result)
+    assert picture.dtype == np.uint8 and picture.shape[1] > result.image.shape[1]
