@@ -14,6 +14,7 @@ onto the original image) -> CAMVisualizer (overlay) -> tile_panels (one picture)
 """
 from __future__ import annotations
 
+import warnings
 from contextlib import ExitStack, contextmanager
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Union
 
@@ -37,6 +38,17 @@ from mmcam.models.state import model_state_restored
 from mmcam.structures import CAMMap, CAMResult, ImageLike, Sample, SkippedImage
 from mmcam.visualization.cam_visualizer import CAMVisualizer
 from mmcam.visualization.panels import tile_panels
+
+def _out_of_memory(err: BaseException) -> bool:
+    """Whether an error is the device (or the CPU allocator) running out of memory."""
+    text = str(err).lower()
+    return isinstance(err, torch.OutOfMemoryError) or 'out of memory' in text or \
+        "can't allocate memory" in text
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:120]
+
 
 @contextmanager
 def activation_gradients_only(model: torch.nn.Module, enabled: bool = True) -> Iterator[None]:
@@ -184,13 +196,45 @@ class CAMInferencer:
                 continue
             if pending and (len(pending) >= batch_size
                             or pending[0].inputs.shape != sample.inputs.shape):
-                yield from self._run_batch(pending, methods, categories, eigen_smooth,
-                                           aug_smooth, guided)
+                yield from self._run_batch_or_smaller(pending, methods, categories,
+                                                      eigen_smooth, aug_smooth, guided,
+                                                      skip_errors)
                 pending = []
             pending.append(sample)
         if pending:
-            yield from self._run_batch(pending, methods, categories, eigen_smooth, aug_smooth,
-                                       guided)
+            yield from self._run_batch_or_smaller(pending, methods, categories, eigen_smooth,
+                                                  aug_smooth, guided, skip_errors)
+
+    def _run_batch_or_smaller(self, samples: List[Sample], methods: List[str],
+                              categories: Optional[List[int]], eigen_smooth: bool,
+                              aug_smooth: bool, guided: bool, skip_errors: bool
+                              ) -> Iterator[Union[CAMResult, SkippedImage]]:
+        """A batch that runs out of memory is retried one image at a time; an image that runs
+        out alone is skipped with the reason (the run goes on)."""
+        try:
+            results = list(self._run_batch(samples, methods, categories, eigen_smooth,
+                                           aug_smooth, guided))
+        except (torch.OutOfMemoryError, RuntimeError) as err:
+            if not _out_of_memory(err):
+                raise
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            if len(samples) > 1:
+                warnings.warn(f'a batch of {len(samples)} images ran out of memory on '
+                              f'{self.device}; retried one image at a time (a smaller '
+                              '--batch-size avoids the retries)')
+                for sample in samples:
+                    yield from self._run_batch_or_smaller([sample], methods, categories,
+                                                          eigen_smooth, aug_smooth, guided,
+                                                          skip_errors)
+                return
+            if not skip_errors:
+                raise
+            yield SkippedImage(samples[0].path or '<array>',
+                               f'out of memory on {self.device} ({_first_line(err)}); expected '
+                               'a smaller image or layer, or --device cpu')
+            return
+        yield from results
 
     def explain(self, image: Union[ImageLike, Sample], methods: Union[str, Sequence[str]] =
                 'GradCAM', target_category: Optional[Sequence[Union[int, str]]] = None,

@@ -107,3 +107,33 @@ def test_non_finite_activations_give_a_flat_map_and_a_warning(name):
     assert maps.size and np.isfinite(maps).all() and maps.max() == 0
     picture = explainer.draw(result)
     assert picture.dtype == np.uint8
+
+
+def test_a_batch_out_of_memory_is_retried_one_by_one_and_then_skipped():
+    """Fault injection on the demo classifier's backbone: a batch of 3 that runs out of memory
+    is explained one image at a time (the same maps as batches of one); an image that runs
+    out alone is skipped with the reason, and the run goes on."""
+    import torch
+    cams = apis.CAMInferencer(*CLS)
+    images = [str(REPO / 'demo' / name) for name in ('digit.png', 'two_digits.png', 'digit.png')]
+    expected = [r.maps[0].cam for r in cams.run(images, batch_size=1)]
+    limit = {'batch': 1}
+
+    def out_of_memory(module, args):
+        if args[0].shape[0] > limit['batch']:
+            raise torch.OutOfMemoryError('CUDA out of memory (injected by the test)')
+    handle = cams.classifier.backbone.register_forward_pre_hook(out_of_memory)
+    try:
+        with pytest.warns(UserWarning, match='ran out of memory.*one image at a time'):
+            results = list(cams.run(images, batch_size=3))
+        assert [type(r).__name__ for r in results] == ['CAMResult'] * 3
+        for result, cam in zip(results, expected):
+            np.testing.assert_allclose(result.maps[0].cam, cam, atol=1e-5)
+        limit['batch'] = 0  # now even one image is too much
+        with pytest.warns(UserWarning):
+            results = list(cams.run(images[:2], batch_size=2))
+        assert [type(r).__name__ for r in results] == ['SkippedImage'] * 2
+        assert all('out of memory' in r.reason and '--device cpu' in r.reason
+                   for r in results)
+    finally:
+        handle.remove()
