@@ -20,7 +20,7 @@ from PIL import Image
 import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
-from mmengine.registry import init_default_scope
+from mmengine.registry import DefaultScope
 from torch import nn
 
 from mmcam.geometry import InputGeometry
@@ -160,12 +160,14 @@ class LoadedModel:
                 f"The config's default_scope is {scope!r}; expected one of {sorted(_TASKS)} "
                 '(an mmpretrain classifier or an mmdet/mmyolo detector).')
         self.scope, self.task = scope, _TASKS[scope]
-        init_default_scope(scope)
         if scope == 'mmyolo':
             from mmyolo.utils import register_all_modules
             register_all_modules(init_default_scope=False)
         self.device = parse_device(device)
-        self.model = self._build_model()
+        # Built in the config's scope, without changing the process-wide default scope:
+        # another library's API used in the same process finds it as it was.
+        with DefaultScope.overwrite_default_scope(scope):
+            self.model = self._build_model()
         self.checkpoint_meta: dict = {}
         if checkpoint is not None:
             ckpt = load_checkpoint(self.model, checkpoint, map_location='cpu',
@@ -191,7 +193,8 @@ class LoadedModel:
             self.checkpoint_meta = ckpt.get('meta', {}) or {}
         self.model.dataset_meta = self.dataset_meta = self._dataset_meta()
         self.model.to(self.device).eval()
-        self.pipeline = self._build_pipeline()
+        with DefaultScope.overwrite_default_scope(scope):
+            self.pipeline = self._build_pipeline()
 
     # -- construction -------------------------------------------------------------------
     def _build_model(self) -> nn.Module:

@@ -46,3 +46,17 @@ def test_a_rotated_photo_is_explained_upright(tmp_path):
     sample = loaded.prepare([str(path)])[0]
     assert sample.image.shape[:2] == (60, 40)
     assert tuple(sample.data_sample.metainfo['ori_shape'][:2]) == (60, 40)
+
+
+def test_loading_a_model_leaves_the_process_default_scope_as_it_was():
+    """mmcam builds in the config's scope without changing the process-wide default scope, so
+    another library's API used in the same process (mmpretrain's inferencer, say) finds it as
+    it was."""
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        loaded = LoadedModel(str(REPO / 'configs' / 'demo' / 'det_yolov5.py'),
+                             str(REPO / 'demo' / 'checkpoints' / 'det_yolov5.pth'))
+        assert DefaultScope.get_current_instance().scope_name == 'mmpretrain'
+        sample = loaded.prepare([str(REPO / 'demo' / 'digits_det.png')])[0]
+        assert sample.inputs.shape[-2:] == (160, 160)
+        assert DefaultScope.get_current_instance().scope_name == 'mmpretrain'
