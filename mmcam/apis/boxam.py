@@ -194,14 +194,14 @@ class BoxAMInferencer:
         n = len(dets)
         explain = self.explain_what
         # Columns of the scorer's output: the N class logits, then each box's 4 regressions.
-        targets = [([ClassifierOutputTarget(i)] if explain != 'box' else []) +
-                   ([ClassifierOutputTarget(n + 4 * i + k) for k in range(4)]
-                    if explain != 'class' else []) for i in range(n)]
+        columns = [([i] if explain != 'box' else []) +
+                   ([n + 4 * i + k for k in range(4)] if explain != 'class' else [])
+                   for i in range(n)]
         scorer = self.adapter.box_scores(dets, 'logit', regression=explain != 'class')
         cam = self.box_method.cam(scorer, self.layers, reshape_transform=self.reshape)
         with cam:
             return per_target_cams(cam, sample.inputs, [
-                [lambda out, t=t: t(out[0]) for t in parts] for parts in targets])
+                [lambda out, c=c: out[0, c] for c in cols] for cols in columns])
 
     def draw(self, result: BoxAMResult, per_box: bool = False, alpha: float = 0.5,
              numbered: bool = False) -> np.ndarray:

@@ -36,6 +36,7 @@ from mmcam.cams.reshape import TokenReshape, patch_grid_probe
 from mmcam.models.classifier import ClassifierLogits
 from mmcam.models.state import model_state_restored
 from mmcam.structures import CAMMap, CAMResult, ImageLike, Sample, SkippedImage
+from mmcam.utils.errors import first_line
 from mmcam.visualization.cam_visualizer import CAMVisualizer
 from mmcam.visualization.panels import tile_panels
 
@@ -44,10 +45,6 @@ def _out_of_memory(err: BaseException) -> bool:
     text = str(err).lower()
     return isinstance(err, torch.OutOfMemoryError) or 'out of memory' in text or \
         "can't allocate memory" in text
-
-
-def _first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0][:120]
 
 
 @contextmanager
@@ -231,7 +228,7 @@ class CAMInferencer:
             if not skip_errors:
                 raise
             yield SkippedImage(samples[0].path or '<array>',
-                               f'out of memory on {self.device} ({_first_line(err)}); expected '
+                               f'out of memory on {self.device} ({first_line(err, 120)}); expected '
                                'a smaller image or layer, or --device cpu')
             return
         yield from results

@@ -168,6 +168,7 @@ class LoadedModel:
         # another library's API used in the same process finds it as it was.
         with DefaultScope.overwrite_default_scope(scope):
             self.model = self._build_model()
+            self.pipeline = self._build_pipeline()
         self.checkpoint_meta: dict = {}
         if checkpoint is not None:
             ckpt = load_checkpoint(self.model, checkpoint, map_location='cpu',
@@ -193,8 +194,6 @@ class LoadedModel:
             self.checkpoint_meta = ckpt.get('meta', {}) or {}
         self.model.dataset_meta = self.dataset_meta = self._dataset_meta()
         self.model.to(self.device).eval()
-        with DefaultScope.overwrite_default_scope(scope):
-            self.pipeline = self._build_pipeline()
 
     # -- construction -------------------------------------------------------------------
     def _build_model(self) -> nn.Module:

@@ -23,7 +23,7 @@ import numpy as np
 
 from mmcam.cams.layers import preview_rows
 from mmcam.utils.checkpoint import UnsafeCheckpointError
-from mmcam.utils.errors import InputError, OptionError
+from mmcam.utils.errors import InputError, OptionError, first_line
 from mmcam.utils.io import atomic_path
 
 #: Errors whose message already says what to do; anything else is reported with its type.
@@ -101,9 +101,7 @@ def run_tool(prog: str, run: Callable[[argparse.Namespace], int],
         if getattr(args, 'debug', False):
             raise
         if isinstance(err, USER_ERRORS):
-            text = str(err).strip()
-            print(f'{prog}: error: {text.splitlines()[0] if text else type(err).__name__}',
-                  file=sys.stderr)
+            print(f'{prog}: error: {first_line(err)}', file=sys.stderr)
             return 2
         print(f'{prog}: error: {_first_line(err)} (run with --debug for the traceback)',
               file=sys.stderr)
@@ -111,8 +109,9 @@ def run_tool(prog: str, run: Callable[[argparse.Namespace], int],
 
 
 def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return f'{type(err).__name__}: {text.splitlines()[0]}' if text else type(err).__name__
+    """``Type: first line of the message`` (the type alone when there is no message)."""
+    return f'{type(err).__name__}: {first_line(err)}' if str(err).strip() else \
+        type(err).__name__
 
 
 def pick_device(device: Optional[str]) -> str:
@@ -189,7 +188,8 @@ class Report:
         if not skip_existing:
             return list(paths)
         self.existing = [p for p in paths if outputs.get(p) and os.path.exists(outputs[p])]
-        return [p for p in paths if p not in set(self.existing)]
+        existing = set(self.existing)
+        return [p for p in paths if p not in existing]
 
     def wrote(self, path: str) -> None:
         self.written.append(path)
@@ -212,10 +212,9 @@ class Report:
         self.wrote(path)
 
     def skip(self, path: str, err: BaseException) -> None:
-        text = str(err).strip().splitlines()[0] if str(err).strip() else ''
-        reason = text if isinstance(err, InputError) and text else \
-            f'{type(err).__name__}{": " + text if text else ""}'
-        self.skipped.append((path, reason))
+        """Record a skipped input: an InputError's own words, or the error's type and words."""
+        own_words = isinstance(err, InputError) and str(err).strip()
+        self.skipped.append((path, first_line(err) if own_words else _first_line(err)))
 
     def note(self, text: str) -> None:
         """A message, once per run."""

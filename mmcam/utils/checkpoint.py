@@ -20,6 +20,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
+from mmcam.utils.errors import first_line
+
 #: Environment variable that allows full unpickling of checkpoints (the documented opt-in).
 UNSAFE_ENV = 'MMCAM_ALLOW_UNSAFE_CHECKPOINT'
 
@@ -135,8 +137,7 @@ class CorruptCheckpointError(UnsafeCheckpointError):
     """A file that is not a whole checkpoint (truncated, or not a checkpoint at all)."""
 
     def __init__(self, filename: str, exc: BaseException) -> None:
-        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else \
-            type(exc).__name__
+        reason = first_line(exc, 120)
         size = os.path.getsize(filename)
         super().__init__(
             f'Checkpoint {filename!r} ({size} bytes) is truncated or not a checkpoint '

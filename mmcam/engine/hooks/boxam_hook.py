@@ -71,6 +71,5 @@ class BoxAMVisualizationHook(ExplainHook):
             for method, inferencer in inferencers.items():
                 result = inferencer.explain(sample)
                 pictures.append((f'{index}_{method}', inferencer.draw(
-                    result, per_box=self.per_box and len(result.detections) > 0,
-                    alpha=self.alpha)))
+                    result, per_box=self.per_box, alpha=self.alpha)))
         return pictures
