@@ -4,6 +4,7 @@ A config that lists ``custom_imports=dict(imports=['mmcam'])`` gets every part b
 registered under the ``mmcam`` scope; ``register_all_modules()`` does the same from Python.
 """
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
 from mmengine.registry import DefaultScope, Registry
@@ -15,6 +16,8 @@ HOOKS = Registry(
     'hook', parent=MMENGINE_HOOKS, scope='mmcam', locations=['mmcam.engine'])
 MODELS = Registry(
     'model', parent=MMENGINE_MODELS, scope='mmcam', locations=['mmcam.models'])
+METRICS = Registry(
+    'metric', parent=MMENGINE_METRICS, scope='mmcam', locations=['mmcam.evaluation'])
 
 
 def register_all_modules(init_default_scope: bool = False) -> None:
@@ -26,6 +29,7 @@ def register_all_modules(init_default_scope: bool = False) -> None:
             or mmyolo's) and names its own parts with the ``mmcam.`` prefix.
     """
     import mmcam.engine  # noqa: F401
+    import mmcam.evaluation  # noqa: F401
     import mmcam.models  # noqa: F401
     import mmcam.visualization  # noqa: F401
     if init_default_scope and DefaultScope.get_current_instance() is None:
