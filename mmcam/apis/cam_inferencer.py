@@ -102,12 +102,20 @@ class CAMInferencer:
             self.target_layer_names = list(target_layers)
             self.target_layer_reason = 'given'
         else:
-            name, reason = default_target_layer(self.classifier, num_extra_tokens)
+            with model_state_restored(self.classifier):  # the probe pass runs in eval mode
+                name, reason = default_target_layer(self.classifier, num_extra_tokens,
+                                                    self._probe_inputs())
             self.target_layer_names, self.target_layer_reason = [name], f'default: {reason}'
         self.target_layers = resolve_layers(self.classifier, self.target_layer_names)
         self.reshape = TokenReshape(', '.join(self.target_layer_names), num_extra_tokens,
                                     backbone_extra_tokens(self.classifier.backbone))
         self.visualizer = CAMVisualizer(name=f'mmcam_cam_{id(self)}')
+
+    def _probe_inputs(self) -> torch.Tensor:
+        """A network input of the test pipeline's size (a grey 224 x 224 image through it),
+        for the probe pass that finds which layers still have spatial outputs."""
+        grey = np.full((224, 224, 3), 127, dtype=np.uint8)
+        return self.loaded.prepare([grey])[0].inputs
 
     # -- model facts --------------------------------------------------------------------
     @property

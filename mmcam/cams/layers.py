@@ -7,6 +7,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from mmcam.cams.reshape import TokenReshape, patch_grid_probe
 from mmcam.utils.errors import InputError
 from mmcam.utils.modules import find_module
 
@@ -20,16 +21,20 @@ def backbone_extra_tokens(backbone: nn.Module) -> Optional[int]:
     return int(value) if isinstance(value, int) else None
 
 
-def default_target_layer(classifier: nn.Module,
-                         num_extra_tokens: Optional[int] = None) -> Tuple[str, str]:
-    """The layer mmpretrain's CAM docs recommend, and why it was chosen.
+def default_target_layer(classifier: nn.Module, num_extra_tokens: Optional[int] = None,
+                         inputs: Optional[torch.Tensor] = None) -> Tuple[str, str]:
+    """The layer mmpretrain's CAM docs recommend, where it still has a spatial output, and why.
 
     * ViT-like backbones with extra tokens: the norm before the last attention block
       (``backbone.layers[-1].ln1``; T2T-ViT: ``backbone.encoder[-1].ln1``). After the last
       block only the class token feeds the head, so the patch tokens there carry no gradient.
-    * Anything else (CNNs, Swin): the last normalisation layer of the backbone.
+    * Anything else (CNNs, Swin): the last normalisation layer of the backbone, if its output
+      is still a (B, C, H, W) map or a (B, L, C) token sequence in a probe pass on ``inputs``.
+    * Otherwise (LeViT, EdgeNeXt and TinyViT end with a norm after global pooling; VGG has no
+      norm): the layer whose output is the last such map or sequence of the probe pass.
 
-    Returns ``(name, reason)`` with ``name`` in ``named_modules`` form.
+    Returns ``(name, reason)`` with ``name`` in ``named_modules`` form. Without ``inputs``
+    the norms are not probed (mmpretrain's rule as it is).
     """
     backbone = getattr(classifier, 'backbone', None)
     if backbone is None:
@@ -50,11 +55,55 @@ def default_target_layer(classifier: nn.Module,
                     f'the norm before the last attention block ({extra} extra tokens)')
     norms = [name for name, m in backbone.named_modules(prefix='backbone')
              if isinstance(m, _NORMS)]
-    if not norms:
-        raise InputError(f'The backbone {type(backbone).__name__} has no normalisation layer '
-                         'to use as the default target; pass --target-layers '
-                         '(see --preview-model).')
-    return norms[-1], "the backbone's last normalisation layer"
+    if inputs is None:
+        if not norms:
+            raise InputError(f'The backbone {type(backbone).__name__} has no normalisation '
+                             'layer to use as the default target; pass --target-layers '
+                             '(see --preview-model).')
+        return norms[-1], "the backbone's last normalisation layer"
+    spatial, shapes = _spatial_outputs(classifier, inputs, num_extra_tokens)
+    if norms and norms[-1] in spatial:
+        return norms[-1], "the backbone's last normalisation layer"
+    if not spatial:
+        raise InputError(f'No layer of the backbone {type(backbone).__name__} outputs a '
+                         '(B, C, H, W) map or (B, L, C) tokens, so no default target exists; '
+                         'pass --target-layers (see --preview-model).')
+    why = (f'the last normalisation layer {norms[-1]} outputs {shapes[norms[-1]]}' if norms
+           else 'the backbone has no normalisation layer')
+    return spatial[-1], f'the last backbone layer with a spatial output; {why}'
+
+
+def _spatial_outputs(classifier: nn.Module, inputs: torch.Tensor,
+                     num_extra_tokens: Optional[int]) -> Tuple[List[str], dict]:
+    """Backbone layers whose output the CAM reshape accepts, in the order their outputs were
+    produced by one forward pass (a block after its children); and each layer's output shape."""
+    backbone = classifier.backbone
+    reshape = TokenReshape('probe', num_extra_tokens, backbone_extra_tokens(backbone))
+    order: List[str] = []
+    shapes: dict = {}
+
+    def check(module, args, output, name):
+        if name in shapes:
+            return
+        shapes[name] = _shape_of(output)
+        try:
+            reshape(output)
+        except (InputError, AttributeError, RuntimeError, TypeError, ValueError):
+            return
+        # One spatial position or a single token is pooled already, not a map.
+        if reshape.grid_hw is not None and reshape.grid_hw[0] * reshape.grid_hw[1] > 1:
+            order.append(name)
+
+    handles = [module.register_forward_hook(lambda m, a, o, name=name: check(m, a, o, name))
+               for name, module in backbone.named_modules(prefix='backbone')
+               if module is not backbone]
+    try:
+        with patch_grid_probe(backbone, [reshape], inputs.shape[-2:]), torch.no_grad():
+            classifier(inputs, mode='tensor')
+    finally:
+        for h in handles:
+            h.remove()
+    return order, shapes
 
 
 def resolve_layers(classifier: nn.Module, names: Sequence[str]) -> List[nn.Module]:

@@ -21,7 +21,8 @@ from typing import List, Optional
 import numpy as np
 
 from mmcam.apis import CAMInferencer, InputError, SkippedImage, expand_images
-from mmcam.cams.methods import get_method, method_names
+from mmcam.cams.layers import backbone_extra_tokens
+from mmcam.cams.methods import get_method, method_names, transformer_method_names
 from mmcam.cli.common import (Report, add_common_arguments, can_show, check_writable,
                               new_parser, output_stems, outside, pick_device, print_preview,
                               run_tool)
@@ -41,7 +42,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--method', nargs='+', default=['GradCAM'], metavar='METHOD',
         help=f'CAM method(s), case-insensitive, side by side if several: '
-        f'{", ".join(method_names())} (GradCAM++ also works). Default: GradCAM')
+        f'{", ".join(method_names())} (GradCAM++ also works). Default: GradCAM. '
+        f'{" and ".join(transformer_method_names())} read the global attention of ViT-like '
+        'models (ViT, DeiT, T2T-ViT) instead of a target layer; AttentionRollout is not '
+        'class-specific (the same map for every category), GradRollout is')
     parser.add_argument(
         '--target-category', nargs='+', metavar='CAT',
         help='class index(es) or name(s) to explain, one map each. Default: the predicted class')
@@ -135,6 +139,12 @@ def run(args: argparse.Namespace) -> int:
     say = functools.partial(print, file=sys.stderr, flush=True)
     say(f'target layer(s): {", ".join(inferencer.target_layer_names)} '
         f'({inferencer.target_layer_reason})')
+    transformer_methods = transformer_method_names()
+    if backbone_extra_tokens(inferencer.classifier.backbone) and not any(
+            get_method(m).__name__ in transformer_methods for m in args.method):
+        say(f'hint: this is a class-token ViT; {" and ".join(transformer_methods)} read its '
+            'attention and usually localise better than CNN methods here '
+            '(--method GradRollout, see docs/en/vis_cam.md)')
     report, reported_grid, empty = Report(), False, []
     paths = report.keep_existing(paths, outputs, args.skip_existing)
     results = inferencer.run(paths, methods=args.method, target_category=args.target_category,
