@@ -19,7 +19,7 @@ import torch
 from mmengine.dist import get_rank
 from mmengine.evaluator import BaseMetric
 
-from mmcam.apis.boxam import DEFAULT_TARGET_LAYERS, BoxAMInferencer
+from mmcam.apis.boxam import BoxAMInferencer
 from mmcam.apis.cam_inferencer import CAMInferencer
 from mmcam.apis.model_loader import LoadedModel
 from mmcam.cams.box_methods import get_box_method
@@ -144,8 +144,9 @@ class CAMQualityMetric(BaseMetric):
                                            if self.random_model is not None else None)
             else:
                 for m in self.methods:
+                    # Layers only when given: the inferencer knows each family's default.
                     make = lambda lm, ly=layer, m=m: BoxAMInferencer(  # noqa: E731
-                        lm, m, ly or DEFAULT_TARGET_LAYERS, score_thr=self.score_thr)
+                        lm, m, score_thr=self.score_thr, **({'target_layers': ly} if ly else {}))
                     self.explainers[f'{get_box_method(m).name}{suffix}'] = (
                         make(loaded), make(random_loaded) if self.random_model is not None
                         else None)
