@@ -1,4 +1,11 @@
-"""AblationCAM for box AM: grad-cam's AblationCAM with two fixes that changed the maps.
+"""AblationCAM: grad-cam's maps, computed by re-running only what follows the target layer.
+
+* :class:`AblationCAM` (classification, under grad-cam's name): the same ablated copies as
+  grad-cam's AblationCAM with the same ablation layer, but the layers before the target are
+  run once, not once per batch of copies (:func:`mmcam.cams.replay.replayed_prefix`), and the
+  rest runs on batches of up to :attr:`AblationCAM.replay_batch` copies.
+
+For box AM, grad-cam's AblationCAM with two fixes that changed the maps:
 
 * Channels are ablated to zero, as in the paper (:class:`ZeroAblationLayer`).
 * Score changes below float32 noise count as none, and a layer the target does not depend on
@@ -6,10 +13,17 @@
 """
 from __future__ import annotations
 
+from typing import Callable, List, Optional
+
 import numpy as np
+import pytorch_grad_cam
 import torch
-from pytorch_grad_cam import AblationCAM
 from pytorch_grad_cam.ablation_layer import AblationLayer
+
+from mmcam.cams.replay import records_kept, replayed_prefix
+
+# Box AM keeps grad-cam's class (its detector adapter has its own neck replay).
+GradCAMAblationCAM = pytorch_grad_cam.AblationCAM
 
 
 class ZeroAblationLayer(AblationLayer):
@@ -38,7 +52,7 @@ class ZeroAblationLayer(AblationLayer):
         return super().activations_to_be_ablated(activations, ratio_channels_to_ablate / 2)
 
 
-class BoxAblationCAM(AblationCAM):
+class BoxAblationCAM(GradCAMAblationCAM):
     """grad-cam's AblationCAM, with score changes below float32 noise counted as none.
 
     A level that a box's score does not depend on gives weights of pure rounding noise
@@ -72,3 +86,83 @@ class BoxAblationCAM(AblationCAM):
             original = [float(t(o)) for t, o in zip(targets, self.model(input_tensor))]
         return any(abs(a - o) > self.noise_floor * max(abs(o), 1e-12)
                    for a, o in zip(ablated, original))
+
+
+class AblationCAM(GradCAMAblationCAM):
+    """grad-cam's AblationCAM (same ablation layer, same ablated copies, same weights), with
+    the layers before the target run once per image instead of once per batch of copies.
+
+    grad-cam's ``batch_size`` still sets how the copies are grouped for the ablation layer (its
+    default layer's ablation value depends on a channel's place in its group); the copies of
+    :attr:`replay_batch` of them go through the rest of the model at once.
+    """
+
+    #: Ablated copies per replayed forward pass (bounded by :attr:`replay_bytes` of copies).
+    replay_batch = 256
+    replay_bytes = 2 ** 28
+
+    def __init__(self, model: torch.nn.Module, target_layers: List[torch.nn.Module],
+                 reshape_transform: Optional[Callable] = None,
+                 ablation_layer: Optional[torch.nn.Module] = None, batch_size: int = 32,
+                 ratio_channels_to_ablate: float = 1.0) -> None:
+        # Zero, as in the paper, unless told otherwise. grad-cam's default layer writes
+        # min - 1e7 (times the copy's place in its group) when the minimum is not 0: on a
+        # ReLU output both are 0 and the maps are the same; elsewhere grad-cam's scores are
+        # float32 rounding of 1e7-sized logits (its map then changes with batch_size).
+        super().__init__(model, target_layers, reshape_transform=reshape_transform,
+                         ablation_layer=ablation_layer or ZeroAblationLayer(),
+                         batch_size=batch_size,
+                         ratio_channels_to_ablate=ratio_channels_to_ablate)
+
+    def get_cam_weights(self, input_tensor: torch.Tensor, target_layer: torch.nn.Module,
+                        targets: List[Callable], activations: np.ndarray, grads) -> np.ndarray:
+        layer = self.ablation_layer
+        weights, originals = [], []
+        with torch.no_grad(), records_kept(self):
+            for index, (target, image) in enumerate(zip(targets, input_tensor)):
+                image = image[None]
+                with replayed_prefix(self.model, target_layer, image, _same_logits) as replay:
+                    originals.append(float(target(replay.logits[0])))
+                    channels = layer.activations_to_be_ablated(activations[index],
+                                                               self.ratio_channels_to_ablate)
+                    scores = self._ablated_scores(replay, image, target, len(channels))
+                weights.extend(self.assemble_ablation_scores(
+                    scores, originals[-1], channels, activations.shape[1]))
+        weights = np.float32(weights).reshape(activations.shape[:2])
+        originals = np.float32(originals)[:, None]
+        return (originals - weights) / originals
+
+    def _ablated_scores(self, replay, image: torch.Tensor, target: Callable, count: int
+                        ) -> List[float]:
+        """The target's score with each channel ablated: the ablation layer builds grad-cam's
+        groups of ``batch_size`` copies; groups are joined into one replayed batch."""
+        layer, activation = self.ablation_layer, replay.activation
+        per_copy = activation[0].numel() * activation.element_size()
+        limit = max(self.batch_size, min(self.replay_batch, self.replay_bytes // per_copy))
+        scores: List[float] = []
+        pending: List[torch.Tensor] = []
+
+        def flush() -> None:
+            if pending:
+                outputs = replay.run(torch.cat(pending), image)
+                scores.extend(float(target(o)) for o in outputs)
+                pending.clear()
+
+        done = 0
+        while done < count:
+            size = min(self.batch_size, count - done)
+            layer.set_next_batch(input_batch_index=0, activations=activation,
+                                 num_channels_to_ablate=size)
+            pending.append(layer(None))
+            layer.indices = layer.indices[size:]
+            done += size
+            if sum(p.shape[0] for p in pending) >= limit:
+                flush()
+        flush()
+        return scores
+
+
+def _same_logits(replayed: torch.Tensor, recorded: torch.Tensor) -> bool:
+    """A replay that does not give the recorded logits back is not used."""
+    return replayed.shape == recorded.shape and torch.allclose(replayed, recorded, rtol=1e-4,
+                                                               atol=1e-5)

@@ -19,7 +19,10 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from mmcam.cams.attention import AttentionMethod, AttentionRollout, GradRollout
+from mmcam.cams.ablation import AblationCAM
 from mmcam.cams.eigen import EigenCAM, EigenGradCAM
+from mmcam.cams.gradient import NATIVE_GRADIENT_METHODS
+from mmcam.cams.score import ScoreCAM
 from mmcam.cams.shapley import ShapleyCAM
 from mmcam.utils.errors import InputError
 
@@ -59,6 +62,11 @@ _METHODS: Dict[str, type] = _discover()
 #: mmcam's versions of grad-cam methods, under grad-cam's names: the same maps, faster
 #: (EigenCAM, EigenGradCAM) or also on ViT tokens (ShapleyCAM); their modules say why.
 _METHODS.update({_key(cls.__name__): cls for cls in (EigenCAM, EigenGradCAM, ShapleyCAM)})
+#: The same maps, faster: gradient methods whose backward pass ends at the target layers
+#: (cams/gradient.py), AblationCAM re-running only the layers after the target
+#: (cams/ablation.py), ScoreCAM scoring each distinct mask once (cams/score.py).
+_METHODS.update({_key(cls.__name__): cls
+                 for cls in (*NATIVE_GRADIENT_METHODS, AblationCAM, ScoreCAM)})
 #: Transformer methods: maps read from the global self-attention of ViT-like models
 #: (mmcam/cams/attention.py); they ignore the target layers.
 _METHODS.update({_key(cls.__name__): cls for cls in (AttentionRollout, GradRollout)})
