@@ -127,6 +127,26 @@ else
   echo "$STAMP" > "$VENV/.mmcam-stamp"
 fi
 
+# The report test drives a real browser: Debian's Chromium, installed once when missing
+# (root or password-less sudo; apt's output goes to $LOGS/apt.log). Without it that one test
+# skips and says why; nothing else needs it.
+if ! command -v chromium > /dev/null 2>&1; then
+  APT=()
+  if [[ $(id -u) == 0 ]]; then APT=(apt-get)
+  elif command -v sudo > /dev/null 2>&1 && sudo -n true 2> /dev/null; then APT=(sudo -n apt-get)
+  fi
+  if (( ${#APT[@]} )); then
+    step "installing Chromium (Debian package, for the HTML report's browser test; log in $LOGS/apt.log)"
+    if ! { DEBIAN_FRONTEND=noninteractive "${APT[@]}" update -qq &&
+           DEBIAN_FRONTEND=noninteractive "${APT[@]}" install -y -qq --no-install-recommends \
+             chromium; } >> "$LOGS/apt.log" 2>&1; then
+      printf '[mmcam setup] Chromium could not be installed (see %s); the browser test will skip\n' "$LOGS/apt.log"
+    fi
+  else
+    printf '[mmcam setup] note: Chromium is missing and apt-get needs root; the browser test will skip (apt-get install chromium)\n'
+  fi
+fi
+
 step "installing mmcam itself (editable, from $REPO)"
 pip_quiet install --no-deps --no-build-isolation -e "$REPO"
 

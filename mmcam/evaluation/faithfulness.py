@@ -26,9 +26,10 @@ from pytorch_grad_cam.metrics.road import ROADCombined
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
-#: ROAD's removal percentiles (grad-cam's default is 10..90 in steps of 10; four keep the
-#: noisy linear imputation, a sparse solve per percentile, affordable per image).
-ROAD_PERCENTILES = (20, 40, 60, 80)
+#: ROAD's removal percentiles (grad-cam's default is 10..90 in steps of 10). Each one costs
+#: two noisy linear imputations (a sparse solve over the removed pixels, about 55 ms on a
+#: 96 x 96 input): three keep ROAD at about half of an image's time.
+ROAD_PERCENTILES = (25, 50, 75)
 
 
 def blurred(inputs: torch.Tensor, sigma: float = 5.0) -> torch.Tensor:

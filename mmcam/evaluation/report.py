@@ -13,18 +13,19 @@ from typing import Dict, List, Sequence
 from mmcam.utils.io import atomic_path
 
 
-#: The figure that orders the gallery (best / worst images per method), first one present.
-RANK_BY = ('pointing_strict', 'energy_ratio', 'energy_ratio_detections', 'insertion_auc')
+#: The figure that orders the gallery (best / worst images per method), the first one present:
+#: a continuous one first, so that the ranking is not decided by ties.
+RANK_BY = ('energy_ratio', 'energy_ratio_detections', 'pointing_strict', 'insertion_auc')
 #: Figures where lower is better (the table says so; the gallery ranks the other way).
 LOWER_IS_BETTER = {'deletion_auc', 'average_drop', 'sanity_rho'}
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
-table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:.3em .6em;
+table{border-collapse:collapse;margin:1em 0;font-size:.9em}.wide{overflow-x:auto}th,td{border:1px solid #ccc;padding:.3em .6em;
 text-align:right}th{background:#eee;cursor:pointer}td:first-child,th:first-child{text-align:left}
 .fail{color:#b00;font-weight:bold}.pass{color:#070}.gallery{display:flex;flex-wrap:wrap;gap:.5em}
 figure{margin:0;border:1px solid #ddd;padding:.3em;text-align:center;font-size:.8em}
-figure img{display:block;height:128px;image-rendering:pixelated}a{color:#06c}
+figcaption{display:block}figure img{display:inline-block;height:128px;image-rendering:pixelated}a{color:#06c}
 .note{color:#555;font-size:.9em}
 """
 SORT_JS = """
@@ -131,8 +132,9 @@ def _index_html(records, summary, meta, names, gallery) -> str:
              f'<p class="note">{html.escape(_meta_line(meta))}</p>', notes,
              '<p class="note">Mean over the images (detectors: over the boxes) with its 95 % '
              'interval; click a column to sort.</p>',
-             f'<table class="sortable" id="summary"><thead><tr><th>method</th><th>images</th>'
-             f'<th>sanity</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>']
+             f'<div class="wide"><table class="sortable" id="summary"><thead><tr><th>method</th>'
+             f'<th>images</th><th>sanity</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody>'
+             '</table></div>']
     for key in summary:
         by = next((n for n in RANK_BY if n in summary[key]), None)
         have = [r for r in records if key in r['maps'] and 'picture' in r['maps'][key]]
@@ -143,8 +145,8 @@ def _index_html(records, summary, meta, names, gallery) -> str:
             figs = ''.join(
                 f'<figure><a href="image_{r["index"]:06d}.html"><img src="{r["picture"]}" '
                 f'alt="image {r["index"]}"><img src="{r["maps"][key]["picture"]}" '
-                f'alt="{html.escape(key)} map of image {r["index"]}"></a>#{r["index"]} '
-                f'{by} {_fmt(_image_value(r, key, by))}</figure>' for r in chosen)
+                f'alt="{html.escape(key)} map of image {r["index"]}"></a><figcaption>#{r["index"]} '
+                f'{by} {_fmt(_image_value(r, key, by))}</figcaption></figure>' for r in chosen)
             parts.append(f'<h2>{html.escape(key)}: {title} images by {by}</h2>'
                          f'<div class="gallery">{figs}</div>')
     parts.append(f'<script>{SORT_JS}</script>')
@@ -165,13 +167,14 @@ def _meta_line(meta: dict) -> str:
 
 
 def _image_html(rec: dict) -> str:
-    figs = [f'<figure><img src="{rec["picture"]}" alt="image"><br>input</figure>'] \
+    figs = [f'<figure><img src="{rec["picture"]}" alt="image"><figcaption>input</figcaption>'
+            '</figure>'] \
         if 'picture' in rec else []
     rows = []
     for key, f in rec['maps'].items():
         if 'picture' in f:
-            figs.append(f'<figure><img src="{f["picture"]}" alt="{html.escape(key)}"><br>'
-                        f'{html.escape(key)}</figure>')
+            figs.append(f'<figure><img src="{f["picture"]}" alt="{html.escape(key)}">'
+                        f'<figcaption>{html.escape(key)}</figcaption></figure>')
         vals = ', '.join(f'{n} {_fmt(v) if not isinstance(v, list) else "[" + ", ".join(_fmt(x) for x in v) + "]"}'
                          for n, v in f.items() if n not in ('picture', 'bboxes'))
         rows.append(f'<tr><td>{html.escape(key)}</td><td style="text-align:left">'

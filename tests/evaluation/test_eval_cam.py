@@ -106,7 +106,9 @@ def _dist_env():
 def test_one_and_two_processes_give_identical_per_image_figures(cls_data, tmp_path):
     """torchrun --nproc-per-node 2 (gloo on the CPU): each process explains half of the
     images and rank 0 gathers them; every per-image figure equals the single process's."""
+    # Every figure group, ROAD too: its imputation noise is seeded per image.
     args = [*RESNET, '--methods', 'GradCAM', '--target-layers', 'backbone.layer4',
+            '--metrics', 'localisation', 'deletion', 'confidence', 'road', 'sanity',
             '--max-samples', '5', '--cfg-options',
             f'test_dataloader.dataset.data_root={cls_data}/', 'test_dataloader.batch_size=2']
     one = subprocess.run([sys.executable, str(REPO / 'tools/eval_cam.py'), *args,
@@ -155,3 +157,34 @@ def test_bad_options_are_one_line_errors(cls_data, tmp_path, capsys):
                  '--cfg-options', f'test_dataloader.dataset.data_root={cls_data}/'])
     err = capsys.readouterr().err
     assert code == 2 and "--boxes" in err and 'expected a JSON file' in err
+
+
+def test_an_interrupted_run_keeps_what_it_finished(cls_data, tmp_path):
+    """Ctrl-C (SIGINT) mid-run: the finished images are written as results and report."""
+    import signal
+    import time
+    proc = subprocess.Popen([sys.executable, str(REPO / 'tools/eval_cam.py'), *RESNET,
+                             '--target-layers', 'backbone.layer4', '--metrics', 'localisation',
+                             'road', '--work-dir', str(tmp_path), '--cfg-options',
+                             f'test_dataloader.dataset.data_root={cls_data}/',
+                             'test_dataloader.batch_size=1'],
+                            env=_dist_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 300
+    records = []
+    while time.time() < deadline and proc.poll() is None:
+        records = [line for path in (tmp_path / 'per_image').glob('*.jsonl')
+                   for line in path.read_text().splitlines()] \
+            if (tmp_path / 'per_image').is_dir() else []
+        if len(records) >= 2:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, 'the run ended before it could be interrupted'
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, err[-2000:]
+    res = json.loads((tmp_path / 'results.json').read_text())
+    assert res['meta']['interrupted'] is True
+    assert 2 <= len(res['images']) < CLS_COUNT
+    assert res['summary']['GradCAM']['images'] == len(res['images'])
+    assert 'interrupted' in err and (tmp_path / 'report' / 'index.html').is_file()
