@@ -188,3 +188,28 @@ def test_an_interrupted_run_keeps_what_it_finished(cls_data, tmp_path):
     assert 2 <= len(res['images']) < CLS_COUNT
     assert res['summary']['GradCAM']['images'] == len(res['images'])
     assert 'interrupted' in err and (tmp_path / 'report' / 'index.html').is_file()
+
+
+def test_several_layers_are_evaluated_one_by_one(cls_data, tmp_path):
+    res = _run(RESNET, cls_data, tmp_path, '--methods', 'GradCAM', '--target-layers',
+               'backbone.layer3', 'backbone.layer4', '--metrics', 'localisation',
+               '--max-samples', '3', '--save-maps')
+    assert set(res['summary']) == {'GradCAM@backbone.layer3', 'GradCAM@backbone.layer4'}
+    # Different layers, different maps (saved as float16 on the original image).
+    a = np.load(tmp_path / 'maps' / '000000_GradCAM_backbone.layer3.npy')
+    b = np.load(tmp_path / 'maps' / '000000_GradCAM_backbone.layer4.npy')
+    assert a.shape == b.shape == (96, 96) and not np.array_equal(a, b)
+
+
+def test_detector_faithfulness_and_sanity_per_box(det_data, tmp_path):
+    res = _run(YOLOV5, det_data, tmp_path, '--methods', 'gradcam', '--max-samples', '2')
+    rec = res['images'][0]['maps']['gradcam']
+    n = rec['boxes']
+    assert n > 0
+    for name in ('deletion_auc', 'insertion_auc', 'average_drop', 'increase', 'sanity_rho',
+                 'peak_in_own_box', 'matched'):
+        assert len(rec[name]) == n, (name, rec[name])
+    assert all(0 <= v <= 1 for v in rec['insertion_auc'])
+    assert 'road' not in rec  # on request only
+    s = res['summary']['gradcam']
+    assert s['sanity'] in ('pass', 'FAIL') and s['deletion_auc']['n'] == s['boxes']
