@@ -35,9 +35,9 @@ class Detections:
     bboxes: np.ndarray        # (N, 4) x1, y1, x2, y2 in original-image pixels
     labels: np.ndarray        # (N,) class indices
     scores: np.ndarray        # (N,) confidences as the detector reports them
-    prior_index: np.ndarray   # (N,) index into the head's flattened priors (all levels)
-    level: np.ndarray         # (N,) pyramid level of that prior
-    cell_xy: np.ndarray       # (N, 2) centre of the prior's grid cell, network-input pixels
+    origin: np.ndarray        # (N,) where each came from: prior (all levels), RoI or query index
+    level: np.ndarray         # (N,) pyramid level of that prior (-1: not a prior)
+    cell_xy: np.ndarray       # (N, 2) centre of the prior's grid cell (or the RoI's), input pixels
 
     def __len__(self) -> int:
         return len(self.labels)

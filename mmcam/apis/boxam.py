@@ -1,9 +1,9 @@
-"""Box-level activation maps (box AM): one map per kept detection of an mmyolo detector.
+"""Box-level activation maps (box AM): one map per kept detection of a detector.
 
 Flow, one image at a time::
 
-    LoadedModel.prepare -> DetectorAdapter.detect (the detector's own boxes and their priors)
-      -> BoxScores (each box's raw head output at its prior, differentiable)
+    LoadedModel.prepare -> adapter.detect (the detector's own boxes and where each came from)
+      -> adapter.box_scores (each box's own score at its origin, differentiable)
       -> a box-AM method (mmcam.cams.box_methods), one target per box -> maps in input pixels
          (gradient methods: one forward pass, one backward pass per box and explained output)
       -> InputGeometry.to_original -> maps in original-image pixels
@@ -28,7 +28,7 @@ from mmcam.cams.box_methods import BOX_METHODS, BoxMethod, check_explain, get_bo
 from mmcam.cams.per_target import per_target_cams
 from mmcam.cams.reshape import PyramidReshape
 from mmcam.models.capture import capture_outputs
-from mmcam.models.detector import DetectorAdapter
+from mmcam.models.detectors import build_adapter
 from mmcam.models.state import model_state_restored
 from mmcam.structures import BoxAMResult, Detections, ImageLike, Sample
 from mmcam.utils.errors import OptionError
@@ -36,13 +36,13 @@ from mmcam.utils.modules import find_module
 from mmcam.visualization.boxam import draw_note
 from mmcam.visualization.cam_visualizer import CAMVisualizer
 
-#: The neck's three output levels (strides 8, 16, 32), which all four families have: an
-#: nn.Identity in YOLOv5/YOLOv6 (the PAFPN output itself), a ConvModule in YOLOX/RTMDet.
-#: All three, because a box's score depends only on the level its prior belongs to: with
-#: one level, boxes predicted from the others get an empty map. grad-cam averages the
-#: per-level maps (each scaled to [0, 1]) and rescales the result.
+#: The three output levels of mmyolo's YOLO necks (strides 8, 16, 32): an nn.Identity in
+#: YOLOv5/YOLOv6 (the PAFPN output itself), a ConvModule in YOLOX/RTMDet. Without
+#: --target-layers, every family's adapter picks all the levels its head reads, because a box's
+#: score depends only on the level its prior belongs to: with one level, boxes predicted from
+#: the others get an empty map. grad-cam averages the per-level maps (each scaled to [0, 1])
+#: and rescales the result.
 ALL_LEVELS = ('neck.out_layers[0]', 'neck.out_layers[1]', 'neck.out_layers[2]')
-DEFAULT_TARGET_LAYERS = ALL_LEVELS
 #: Largest masked-input tensor ScoreCAM may build (channels x 3 x H x W floats).
 SCORECAM_MAX_BYTES = 4 * 1024 ** 3
 
@@ -64,7 +64,8 @@ class BoxAMInferencer:
             per-pixel gradients, as mmyolo), ``gradcam++``, ``gradcam-avg``, ``gradcam++-avg``,
             ``xgradcam``, ``layercam``, ``eigencam``, ``ablationcam``, ``scorecam``.
         target_layers: layer names; the maps of several (e.g. :data:`ALL_LEVELS`) are
-            combined as grad-cam combines layers.
+            combined as grad-cam combines layers. Default: every feature level the head
+            reads (the adapter's ``default_target_layers()``, e.g. the FPN outputs).
         score_thr: keep detections with at least this confidence.
         topk: explain at most this many boxes (highest scores first); -1 for all.
         norm_in_bbox: normalise each box's map inside its box, zero outside.
@@ -81,11 +82,11 @@ class BoxAMInferencer:
     """
 
     #: AblationCAM re-runs only the layers after the target layers, on the backbone and neck
-    #: work of one pass (:meth:`DetectorAdapter.replayed_neck`); the maps are the same.
+    #: work of one pass (the adapter's :meth:`~DetectorAdapter.replay`); the maps are the same.
     replay_for_ablation = True
 
     def __init__(self, model: Union[str, LoadedModel, nn.Module], method: str = 'gradcam',
-                 target_layers: Sequence[str] = DEFAULT_TARGET_LAYERS, score_thr: float = 0.3,
+                 target_layers: Optional[Sequence[str]] = None, score_thr: float = 0.3,
                  topk: int = -1, norm_in_bbox: bool = False, combine: str = 'max',
                  batch_size: int = 8, ratio_channels_to_ablate: float = 1.0,
                  max_shape: Optional[Sequence[int]] = None, box_batch: int = 4,
@@ -95,14 +96,16 @@ class BoxAMInferencer:
         model = LoadedModel.of(model, checkpoint, device, cfg_options, allow_unsafe_checkpoint,
                                scope)
         self.loaded = model
-        self.adapter = DetectorAdapter(model.model)
+        self.adapter = build_adapter(model.model)
         self.box_method: BoxMethod = get_box_method(method)
         self.method = self.box_method.name
         check_explain(self.box_method, explain)
         self.explain_what = explain
+        if target_layers is None:
+            target_layers = self.adapter.default_target_layers()
         if not target_layers:
             raise InputError('No --target-layers given; expected at least one layer name, e.g. '
-                             f'{DEFAULT_TARGET_LAYERS[0]}.')
+                             f'{self.adapter.default_target_layers()[0]}.')
         self.layer_names = list(target_layers)
         self.layers = [find_module(model.model, name) for name in self.layer_names]
         check_score_thr(score_thr)
@@ -172,7 +175,7 @@ class BoxAMInferencer:
             box_batch = 1
             # It re-runs the detector on this one image many times: only what comes after
             # the target layers needs to run again.
-            replay = self.adapter.replayed_neck(sample.inputs, self.layers) \
+            replay = self.adapter.replay(sample.inputs, self.layers) \
                 if self.replay_for_ablation else nullcontext()
         else:
             cam = method.cam(scorer, self.layers, reshape_transform=self.reshape)
@@ -247,7 +250,8 @@ class BoxAMInferencer:
                     raise OptionError(
                         f'--method {self.method} cannot run on layer {name!r}: it outputs '
                         f'{len(maps)} feature maps, and {self.method} {why}. Name the levels '
-                        f'one by one (--target-layers {" ".join(ALL_LEVELS)}) or use one of '
+                        f'one by one (--target-layers '
+                        f'{" ".join(self.adapter.default_target_layers())}) or use one of '
                         f'{", ".join(m.name for m in BOX_METHODS.values() if m.several_maps)} '
                         'for this layer.')
                 channels = sum(m.shape[1] for m in maps)
@@ -256,7 +260,7 @@ class BoxAMInferencer:
                     raise OptionError(
                         f'Layer {name!r} outputs a tensor of shape {tuple(out.shape)}; box AM '
                         'needs (B, C, H, W) feature maps. Pick a convolutional layer, e.g. '
-                        f'{DEFAULT_TARGET_LAYERS[0]}.')
+                        f'{self.adapter.default_target_layers()[0]}.')
                 channels = out.shape[1]
             if self.box_method.masks_input:
                 need = channels * sample.inputs[0].numel() * 4

@@ -19,7 +19,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from mmcam.apis.boxam import DEFAULT_TARGET_LAYERS, BoxAMInferencer, check_score_thr
+from mmcam.apis.boxam import BoxAMInferencer, check_score_thr
 from mmcam.apis.model_loader import InputError, LoadedModel, expand_images
 from mmcam.cams.box_maps import COMBINE_MODES
 from mmcam.cams.box_methods import (BOX_METHODS, EXPLAIN_CHOICES, check_explain,
@@ -27,12 +27,14 @@ from mmcam.cams.box_methods import (BOX_METHODS, EXPLAIN_CHOICES, check_explain,
 from mmcam.cli.common import (Report, Shower, add_common_arguments, check_writable,
                               each_image, new_parser, output_stems, outside, pick_device,
                               preview_model, run_tool)
+from mmcam.models.detectors import build_adapter
 from mmcam.structures import BoxAMResult
+from mmcam.utils.errors import first_line
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = new_parser('Draw box-level activation maps of a YOLOv5/YOLOv6/YOLOX/RTMDet '
-                        'detector.', 'detector')
+    parser = new_parser('Draw box-level activation maps of an mmyolo or mmdet detector.',
+                        'detector')
     methods = '; '.join(f'{m.name}: {m.summary}' for m in BOX_METHODS.values())
     parser.add_argument('--method', default='gradcam', type=str.lower,
                         help=f'box-AM method (default: gradcam, also called odam). {methods}')
@@ -41,11 +43,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         'regression outputs, one map per coordinate combined by their maximum '
                         '(box), or the maximum of both (both); box and both need a gradient '
                         f'method ({", ".join(gradient_box_methods())}) (default: class)')
-    parser.add_argument('--target-layers', nargs='+', default=list(DEFAULT_TARGET_LAYERS),
+    parser.add_argument('--target-layers', nargs='+',
                         help='layers to explain; the maps of several layers are combined by '
-                        'their maximum (default: the three output levels of the neck, '
-                        f'{" ".join(DEFAULT_TARGET_LAYERS)}, present in all four families; a '
-                        'box depends only on the level it was predicted from)')
+                        'their maximum (default: every feature level the head reads, e.g. '
+                        'neck.out_layers[0..2] of a YOLO neck or neck.fpn_convs[i] of an FPN, '
+                        'printed at the start; a box depends only on the level it was '
+                        'predicted from)')
     parser.add_argument('--preview-model', action='store_true',
                         help='print every layer name, type and output shape for IMG, and exit')
     parser.add_argument('--out-dir', default='./output',
@@ -120,7 +123,15 @@ def run(args: argparse.Namespace) -> int:
             images = expand_images(args.img)
         except InputError:
             images = []
-        return preview_model(loaded, images)
+        status = preview_model(loaded, images)
+        try:
+            adapter = build_adapter(loaded.model)
+        except InputError as err:
+            print(f'note: {first_line(err)}', file=sys.stderr)
+        else:
+            print(f'box AM default target layers ({adapter.family}): '
+                  f'{" ".join(adapter.default_target_layers())}', file=sys.stderr)
+        return status
     max_shape = args.max_shape * 2 if len(args.max_shape) == 1 else args.max_shape
     boxam = BoxAMInferencer(
         loaded, args.method, args.target_layers, score_thr=args.score_thr, topk=args.topk,
@@ -128,6 +139,10 @@ def run(args: argparse.Namespace) -> int:
         ratio_channels_to_ablate=args.ratio_channels_to_ablate,
         max_shape=None if max_shape[0] < 0 and max_shape[1] < 0 else max_shape,
         explain=args.explain)
+    if not args.target_layers:
+        print(f'target layer(s): {", ".join(boxam.layer_names)} (default: the feature levels '
+              f'the {boxam.adapter.family} head reads; --target-layers chooses others)',
+              file=sys.stderr, flush=True)
 
     report = Report()
     show = Shower(args.show, report, args.out_dir)

@@ -22,7 +22,7 @@ from mmcam.apis.boxam import ALL_LEVELS, BoxAMInferencer, combine_maps, normalis
 from mmcam.apis.model_loader import InputError, LoadedModel
 from mmcam.cams.box_methods import box_method_names, gradient_box_methods
 from mmcam.cli import boxam as demo  # the code of demo/boxam_vis_demo.py
-from mmcam.models.detector import DetectorAdapter
+from mmcam.models.detectors import build_adapter
 
 REPO = Path(__file__).resolve().parents[2]
 FAMILIES = {
@@ -133,7 +133,7 @@ def detectors(mmyolo_configs, tmp_path_factory) -> dict:
 @pytest.mark.parametrize('family', FAMILIES)
 def test_adapter_scores_are_the_detector_scores(detectors, test_image, family):
     _, _, loaded = detectors[family]
-    adapter = DetectorAdapter(loaded.model)
+    adapter = build_adapter(loaded.model)
     sample = loaded.prepare([test_image])[0]
     dets = adapter.detect(sample, score_thr=0.3, topk=8)
     assert len(dets) > 0, f'{family}: no box with raised biases'
@@ -153,16 +153,23 @@ def test_adapter_scores_are_the_detector_scores(detectors, test_image, family):
 
 
 @pytest.mark.parametrize('package, rel, head', [
-    ('mmyolo', 'yolov8/yolov8_n_syncbn_fast_8xb16-500e_coco.py', 'YOLOv8Head'),
-    # mmdet's own YOLOX head shares the class name but not the interface.
+    # mmdet's own YOLOX head shares mmyolo's class name, but decodes its own way.
     ('mmdet', 'yolox/yolox_tiny_8xb8-300e_coco.py', 'mmdet.models.dense_heads'),
+    ('mmdet', 'centernet/centernet_r18_8xb16-crop512-140e_coco.py', 'CenterNetHead'),
 ])
 def test_unsupported_head_names_the_families(package, rel, head):
     module = __import__(package)
     cfg = Config.fromfile(os.path.join(os.path.dirname(module.__file__), '.mim', 'configs', rel))
-    with pytest.raises(InputError, match='YOLOv5, YOLOv6, YOLOX, RTMDet') as err:
-        DetectorAdapter(LoadedModel(cfg).model)
-    assert head in str(err.value)
+    with pytest.raises(InputError, match='Box AM does not support') as err:
+        build_adapter(LoadedModel(cfg).model)
+    for name in (head, 'YOLOv5Head', 'YOLOv8Head', 'RetinaHead', 'FCOSHead'):
+        assert name in str(err.value)
+    assert 'Adding a detector family' in str(err.value)
+
+
+def test_default_target_layers_are_the_neck_levels(detectors):
+    for _, _, loaded in detectors.values():
+        assert build_adapter(loaded.model).default_target_layers() == list(ALL_LEVELS)
 
 
 # -- every method on every family -----------------------------------------------------------
@@ -219,7 +226,7 @@ def _independent_odam(loaded, sample, dets, index: int, layer_name: str,
     as grad-cam presents every map: scaled to [0, 1], resized to the input, scaled again."""
     import cv2
     from mmcam.utils.modules import find_module
-    adapter = DetectorAdapter(loaded.model)
+    adapter = build_adapter(loaded.model)
     layer = find_module(loaded.model, layer_name)
     kept = {}
     handle = layer.register_forward_hook(lambda m, i, out: kept.__setitem__('a', out))
@@ -246,7 +253,7 @@ def _independent_odam(loaded, sample, dets, index: int, layer_name: str,
 def test_per_pixel_gradcam_equals_plain_autograd(detectors, test_image, family, method):
     _, _, loaded = detectors[family]
     sample = loaded.prepare([test_image])[0]
-    dets = DetectorAdapter(loaded.model).detect(sample, 0.3, 4)
+    dets = build_adapter(loaded.model).detect(sample, 0.3, 4)
     assert len(dets) >= 2
     for i in range(len(dets)):
         layer = f'neck.out_layers[{dets.level[i]}]'
@@ -296,7 +303,7 @@ def test_two_boxes_of_one_class_get_their_own_maps(detectors, test_image, family
 def test_explain_box_and_both(detectors, test_image, family):
     _, _, loaded = detectors[family]
     sample = loaded.prepare([test_image])[0]
-    dets = DetectorAdapter(loaded.model).detect(sample, 0.3, 2)
+    dets = build_adapter(loaded.model).detect(sample, 0.3, 2)
     maps = {what: BoxAMInferencer(loaded, 'gradcam', topk=2, explain=what).input_maps(
         sample, dets) for what in ('class', 'box', 'both')}
     for what, box_maps in maps.items():
@@ -314,18 +321,18 @@ def test_explain_box_and_both(detectors, test_image, family):
 def test_box_regression_columns_are_the_heads_outputs(detectors, test_image):
     """The scorer's regression columns are the raw outputs the kept boxes decode from."""
     _, _, loaded = detectors['rtmdet']
-    adapter = DetectorAdapter(loaded.model)
+    adapter = build_adapter(loaded.model)
     sample = loaded.prepare([test_image])[0]
     dets = adapter.detect(sample, 0.3, 3)
     with torch.no_grad():
         out = adapter.box_scores(dets, 'logit', regression=True)(sample.inputs)[0]
         outs = adapter.head_outputs(sample.inputs)
     n = len(dets)
-    regs = adapter.flatten_regression(outs)[0, torch.as_tensor(dets.prior_index)]
+    regs = adapter.flatten_regression(outs)[0, torch.as_tensor(dets.origin)]
     torch.testing.assert_close(out[n:].reshape(n, 4), regs)
     # ... and decode (as predict_by_feat does) to the kept boxes, letterbox undone with the
     # pipeline's own record of it.
-    decoded = adapter._decoded_boxes(outs)[torch.as_tensor(dets.prior_index)].numpy()
+    decoded = adapter.decoded_boxes(outs, sample.data_sample.metainfo)[torch.as_tensor(dets.origin)].numpy()
     meta = sample.data_sample.metainfo
     top, _, left, _ = np.asarray(meta['pad_param'], dtype=np.float64)[:4]
     scale = np.tile(np.asarray(meta['scale_factor'], dtype=np.float64)[:2], 2)
@@ -596,10 +603,10 @@ def test_ablationcam_replaying_the_neck_changes_nothing(family, monkeypatch):
     assert maps[0].max() > 0
     np.testing.assert_allclose(maps[0], maps[1], atol=1e-5)
     # It is on for the neck's levels (the default layers) and off for any other layer.
-    adapter, inputs = DetectorAdapter(loaded.model), loaded.prepare([image])[0].inputs
-    with adapter.replayed_neck(inputs, [find_module(loaded.model, n) for n in ALL_LEVELS]) as on:
+    adapter, inputs = build_adapter(loaded.model), loaded.prepare([image])[0].inputs
+    with adapter.replay(inputs, [find_module(loaded.model, n) for n in ALL_LEVELS]) as on:
         assert on
-    with adapter.replayed_neck(inputs, [loaded.model.backbone]) as on:
+    with adapter.replay(inputs, [loaded.model.backbone]) as on:
         assert not on
 
 

@@ -1,9 +1,9 @@
-"""Box-level activation maps of an mmyolo detector while a Runner validates or tests."""
+"""Box-level activation maps of a detector while a Runner validates or tests."""
 from __future__ import annotations
 
 from typing import List, Optional, Sequence
 
-from mmcam.apis.boxam import DEFAULT_TARGET_LAYERS, BoxAMInferencer
+from mmcam.apis.boxam import BoxAMInferencer
 from mmcam.apis.model_loader import LoadedModel
 from mmcam.cams.box_methods import check_explain, get_box_method
 from mmcam.engine.hooks.base import ExplainHook, Picture, dataset_meta
@@ -55,7 +55,7 @@ class BoxAMVisualizationHook(ExplainHook):
             loaded = LoadedModel.from_model(model, runner.cfg.get('default_scope', 'mmyolo'),
                                             dataset_meta(runner))
             self._inferencers = {
-                m: BoxAMInferencer(loaded, m, self.target_layers or DEFAULT_TARGET_LAYERS,
+                m: BoxAMInferencer(loaded, m, self.target_layers,
                                    score_thr=self.score_thr, topk=self.topk,
                                    explain=self.explain_what)
                 for m in self.methods}
