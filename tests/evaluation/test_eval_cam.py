@@ -18,6 +18,7 @@ from mmcam.evaluation.tool import main
 
 REPO = Path(__file__).resolve().parents[2]
 RESNET = (str(REPO / 'configs/demo/cls_resnet.py'), str(REPO / 'demo/checkpoints/cls_resnet.pth'))
+VIT = (str(REPO / 'configs/demo/cls_vit.py'), str(REPO / 'demo/checkpoints/cls_vit.pth'))
 YOLOV5 = (str(REPO / 'configs/demo/det_yolov5.py'), str(REPO / 'demo/checkpoints/det_yolov5.pth'))
 CLS_SEED, CLS_COUNT = 1, 12   # the old localisation check's seed
 DET_SEED, DET_COUNT = 7, 5    # the old box-AM check's seed
@@ -44,13 +45,17 @@ def _run(model, data_root, work_dir, *options):
     return json.loads((Path(work_dir) / 'results.json').read_text())
 
 
-def test_classifier_localisation_equals_the_old_check(cls_data, tmp_path):
+@pytest.mark.parametrize('model,layers,methods', [
+    (RESNET, ['backbone.layer4'], ['GradCAM', 'LayerCAM']),
+    (VIT, [], ['GradCAM'])], ids=['resnet', 'vit'])
+def test_classifier_localisation_equals_the_old_check(cls_data, tmp_path, model, layers,
+                                                      methods):
     """Same scenes, same numbers as tools/eval_cam_localisation.py (strict and 4 px), now
     read through the config's test dataloader and the Runner."""
-    methods = ['GradCAM', 'LayerCAM']
-    res = _run(RESNET, cls_data, tmp_path, '--methods', *methods, '--target-layers',
-               'backbone.layer4', '--metrics', 'localisation', '--tolerance', '4')
-    inferencer = CAMInferencer(*RESNET, target_layers=['backbone.layer4'])
+    res = _run(model, cls_data, tmp_path, '--methods', *methods,
+               *(['--target-layers', *layers] if layers else []), '--metrics', 'localisation',
+               '--tolerance', '4')
+    inferencer = CAMInferencer(*model, target_layers=layers or None)
     for method in methods:
         (strict, loose), total = localisation_hits(inferencer, method, CLS_COUNT, CLS_SEED,
                                                    margins=(0, 4))
