@@ -26,7 +26,7 @@ from mmcam.cams.box_methods import get_box_method
 from mmcam.cams.methods import get_method
 from mmcam.evaluation import faithfulness as faith
 from mmcam.evaluation.scores import (POINTING_TOLERANCE, energy_ratio, match_detections,
-                                     mean_ci, peak, point_in_box, pointing_hit, spearman)
+                                     mean_ci, peak, point_in_box, spearman)
 from mmcam.models.state import model_state_restored
 from mmcam.registry import METRICS
 from mmcam.utils.errors import OptionError
@@ -128,28 +128,28 @@ class CAMQualityMetric(BaseMetric):
         self.task = loaded.task
         layers: List[Optional[List[str]]] = [[n] for n in self.target_layers] \
             if self.target_layers and len(self.target_layers) > 1 else [self.target_layers]
-        self.random_model = self.randomised_names = None
+        self.random_model = self.randomised_names = random_loaded = None
         if 'sanity' in self.groups:
             self.random_model, self.randomised_names = faith.randomised_copy(loaded.model)
             random_loaded = LoadedModel.from_model(self.random_model, loaded.scope,
                                                    loaded.dataset_meta)
+        #: key -> (explainer of the model, the same explainer of the randomised copy or None)
         self.explainers: Dict[str, tuple] = {}
         for layer in layers:
             suffix = f'@{layer[0]}' if len(layers) > 1 else ''
             if self.task == 'classification':
                 for m in self.methods:
                     get_method(m)  # an unknown name fails before any image is read
-                make = lambda lm, ly=layer: CAMInferencer(lm, target_layers=ly)  # noqa: E731
-                self.explainers[suffix] = (make(loaded), make(random_loaded)
-                                           if self.random_model is not None else None)
-            else:
-                for m in self.methods:
-                    # Layers only when given: the inferencer knows each family's default.
-                    make = lambda lm, ly=layer, m=m: BoxAMInferencer(  # noqa: E731
-                        lm, m, score_thr=self.score_thr, **({'target_layers': ly} if ly else {}))
-                    self.explainers[f'{get_box_method(m).name}{suffix}'] = (
-                        make(loaded), make(random_loaded) if self.random_model is not None
-                        else None)
+                pair = [CAMInferencer(lm, target_layers=layer) if lm else None
+                        for lm in (loaded, random_loaded)]
+                self.explainers[suffix] = tuple(pair)
+                continue
+            # Layers only when given: the inferencer knows each family's default.
+            options = dict(score_thr=self.score_thr, **({'target_layers': layer} if layer else {}))
+            for m in self.methods:
+                pair = [BoxAMInferencer(lm, m, **options) if lm else None
+                        for lm in (loaded, random_loaded)]
+                self.explainers[f'{get_box_method(m).name}{suffix}'] = tuple(pair)
         if self.work_dir:
             rank = get_rank()
             self.records_file = os.path.join(self.work_dir, 'per_image',
@@ -172,7 +172,7 @@ class CAMQualityMetric(BaseMetric):
         samples = self.loaded.samples_from_batch(data_batch, range(n), original=original)
         # The test loop runs without gradients; the maps need them.
         with torch.enable_grad(), model_state_restored(self.loaded.model):
-            for sample, pred in zip(samples, data_samples):
+            for sample in samples:
                 if self.task == 'classification':
                     record = self._classification(sample)
                 else:
@@ -257,11 +257,13 @@ class CAMQualityMetric(BaseMetric):
 
     def _faithfulness(self, score_fn, inputs, cams, targets, scores, index, fig) -> None:
         """The faithfulness groups, one value per target (lists for detectors)."""
-        one = len(targets) == 1 and self.task == 'classification'
-        put = lambda name, v: fig.__setitem__(name, float(v[0]) if one else  # noqa: E731
-                                              [float(x) for x in v])
         if not len(targets):
             return
+        one = self.task == 'classification'  # one map per image: scalars, not per-box lists
+
+        def put(name: str, values: np.ndarray) -> None:
+            fig[name] = float(values[0]) if one else [float(v) for v in values]
+
         if 'deletion' in self.groups:
             dels, inss = faith.deletion_insertion(score_fn, inputs, cams, targets, self.steps)
             put('deletion_auc', dels)

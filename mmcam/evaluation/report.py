@@ -21,12 +21,13 @@ LOWER_IS_BETTER = {'deletion_auc', 'average_drop', 'sanity_rho'}
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:.9em}.wide{overflow-x:auto}th,td{border:1px solid #ccc;padding:.3em .6em;
-text-align:right}th{background:#eee;cursor:pointer}td:first-child,th:first-child{text-align:left}
+table{border-collapse:collapse;margin:1em 0;font-size:.9em}.wide{overflow-x:auto}
+th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right}
+th{background:#eee;cursor:pointer}td:first-child,th:first-child{text-align:left}
 .fail{color:#b00;font-weight:bold}.pass{color:#070}.gallery{display:flex;flex-wrap:wrap;gap:.5em}
 figure{margin:0;border:1px solid #ddd;padding:.3em;text-align:center;font-size:.8em}
-figcaption{display:block}figure img{display:inline-block;height:128px;image-rendering:pixelated}a{color:#06c}
-.note{color:#555;font-size:.9em}
+figcaption{display:block}a{color:#06c}.note{color:#555;font-size:.9em}
+figure img{display:inline-block;height:128px;image-rendering:pixelated}
 """
 SORT_JS = """
 document.querySelectorAll('table.sortable th').forEach(function(th, col){
@@ -50,6 +51,11 @@ def _fmt(v) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return '-'
     return f'{v:.3f}' if isinstance(v, float) else str(v)
+
+
+def _fmt_any(v) -> str:
+    """A figure or a per-box list of figures."""
+    return '[' + ', '.join(_fmt(x) for x in v) + ']' if isinstance(v, list) else _fmt(v)
 
 
 def _figure_names(summary: Dict[str, dict]) -> List[str]:
@@ -119,7 +125,8 @@ def _index_html(records, summary, meta, names, gallery) -> str:
             if not f:
                 cells.append('<td data-v="">-</td>')
                 continue
-            ci = '' if math.isnan(f['low']) else f' <small>[{f["low"]:.3f}, {f["high"]:.3f}]</small>'
+            ci = '' if math.isnan(f['low']) else \
+                f' <small>[{f["low"]:.3f}, {f["high"]:.3f}]</small>'
             cells.append(f'<td data-v="{f["mean"]}">{_fmt(f["mean"])}{ci}</td>')
         rows.append(f'<tr class="method">{"".join(cells)}</tr>')
     failing = [k for k, f in summary.items() if f.get('sanity') == 'FAIL']
@@ -175,8 +182,8 @@ def _image_html(rec: dict) -> str:
         if 'picture' in f:
             figs.append(f'<figure><img src="{f["picture"]}" alt="{html.escape(key)}">'
                         f'<figcaption>{html.escape(key)}</figcaption></figure>')
-        vals = ', '.join(f'{n} {_fmt(v) if not isinstance(v, list) else "[" + ", ".join(_fmt(x) for x in v) + "]"}'
-                         for n, v in f.items() if n not in ('picture', 'bboxes'))
+        vals = ', '.join(f'{n} {_fmt_any(v)}' for n, v in f.items()
+                         if n not in ('picture', 'bboxes'))
         rows.append(f'<tr><td>{html.escape(key)}</td><td style="text-align:left">'
                     f'{html.escape(vals)}</td></tr>')
     label = f'label {rec.get("label")}, predicted {rec.get("pred")}' if 'pred' in rec else \

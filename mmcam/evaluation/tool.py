@@ -19,7 +19,7 @@ from typing import List, Optional
 from mmcam.evaluation.faithfulness import ROAD_PERCENTILES
 from mmcam.evaluation.metric import METRIC_GROUPS, SANITY_THRESHOLD
 from mmcam.evaluation.scores import POINTING_TOLERANCE
-from mmcam.utils.errors import InputError, first_line
+from mmcam.utils.errors import InputError
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
