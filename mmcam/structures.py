@@ -38,6 +38,7 @@ class Detections:
     origin: np.ndarray        # (N,) where each came from: prior (all levels), RoI or query index
     level: np.ndarray         # (N,) pyramid level of that prior (-1: not a prior)
     cell_xy: np.ndarray       # (N, 2) centre of the prior's grid cell (or the RoI's), input pixels
+    origin_boxes: Optional[np.ndarray] = None  # (N, 4) the RoIs they came from (two-stage)
 
     def __len__(self) -> int:
         return len(self.labels)
