@@ -377,3 +377,63 @@ def test_boxam_hook_and_cli_give_the_same_maps(tmp_path, tiny_detection, repo_ro
                          for i in range(len(from_hook.detections))])
     np.testing.assert_allclose(from_cli, from_hook.box_maps, atol=1e-4)
     np.testing.assert_allclose(np.load(out / f'{stem}.npy'), from_hook.combined, atol=1e-4)
+
+
+def _mmdet_tool(name: str) -> str:
+    import mmdet
+    return str(Path(mmdet.__file__).parent / '.mim' / 'tools' / name)
+
+
+@pytest.mark.parametrize('config, trained', [
+    ('configs/hooks/det_yolov5_boxam_hooks.py', True),
+    # mmdet's own detector family, random weights: the plumbing through mmdet's tool
+    ('configs/hooks/retinanet_boxam_hooks.py', False),
+])
+def test_mmdet_test_tool_with_box_am_hooks(tmp_path, tiny_detection, repo_root, config,
+                                           trained):
+    """mmdet's own tools/test.py with a config that adds BoxAMVisualizationHook: the pictures
+    are written and every metric equals the run without the hooks."""
+    import json
+    import subprocess
+    import sys
+    root, checkpoint = tiny_detection
+    cfg = Config.fromfile(str(repo_root / config))
+    settings = {'test_dataloader.dataset.data_root': str(root),
+                'test_dataloader.num_workers': 0, 'test_dataloader.persistent_workers': False,
+                'test_dataloader.batch_size': 2, 'test_evaluator.ann_file': str(root / 'test.json')}
+    if not trained:
+        from mmengine.runner.checkpoint import save_checkpoint
+        settings.update({'model.bbox_head.num_classes': 10,
+                         'test_dataloader.dataset.ann_file': 'test.json',
+                         'test_dataloader.dataset.data_prefix.img': '',
+                         'test_dataloader.dataset.metainfo': dict(classes=tuple('0123456789')),
+                         # random weights score low: explain the two best boxes
+                         'custom_hooks.0.score_thr': 0.0, 'custom_hooks.0.topk': 2})
+        cfg.merge_from_dict(settings)
+        cfg.test_dataloader.dataset.pipeline[1].scale = (320, 320)
+        torch.manual_seed(0)
+        checkpoint = tmp_path / 'retinanet.pth'
+        save_checkpoint({'state_dict': LoadedModel(cfg).model.state_dict()}, str(checkpoint))
+    else:
+        cfg.merge_from_dict(settings)
+    cfg.dump(str(tmp_path / 'hooked.py'))
+    cfg.custom_hooks = []  # the same config without the hooks
+    cfg.dump(str(tmp_path / 'plain.py'))
+
+    def run(name: str) -> dict:
+        cmd = [sys.executable, _mmdet_tool('test.py'), str(tmp_path / f'{name}.py'),
+               str(checkpoint), '--work-dir', str(tmp_path / name)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                              cwd=str(repo_root))
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        scalars, = (tmp_path / name).glob('*/*.json')
+        return json.loads(scalars.read_text().splitlines()[-1])
+
+    plain, hooked = run('plain'), run('hooked')
+    assert {k: v for k, v in hooked.items() if 'time' not in k} == \
+        {k: v for k, v in plain.items() if 'time' not in k}
+    key = 'coco/bbox_mAP_50'
+    assert key in plain and (plain[key] > 0.5 if trained else True), plain
+    pictures = [p.name for p in _pictures(tmp_path / 'hooked')]
+    assert sum(n.startswith('boxam_test') for n in pictures) == 4, pictures
+    assert not _pictures(tmp_path / 'plain')

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import mmcv
 import numpy as np
 import pytest
@@ -144,3 +145,42 @@ def test_box_am_and_feature_maps_end_to_end(detectors, photo, name):
         assert boxam.draw(result, per_box=True).shape[2] == 3
     feats = FeatMapInferencer(loaded, target_layers=layers[:2])
     assert len(feats.explain(photo).levels) == len(layers[:2])
+
+
+# -- alignment through mmdet's own test pipelines ---------------------------------------------
+@pytest.mark.parametrize('name', ['faster_rcnn', 'retinanet'])
+def test_maps_align_through_mmdet_resize_and_pad(name):
+    """mmdet's shipped test pipeline, unedited: keep-ratio Resize to fit 1333 x 800, then the
+    data preprocessor pads bottom and right to a multiple of 32. A peak put at the pyramid cell
+    where a bright square lies in the real input tensor comes back onto the square in the
+    original image, within one stride; stretching the padded map over the image (as tools
+    without the geometry do) misses by more, so the test can fail."""
+    package, rel = CONFIGS[name]
+    cfg = Config.fromfile(str(Path(__import__(package).__file__).parent / '.mim' / 'configs' /
+                              rel))
+    loaded = LoadedModel(cfg)
+    naive_errors = []
+    for hw, centre in [((97, 251), (200, 80)), ((120, 300), (210, 100)), ((280, 110), (60, 250))]:
+        img = np.zeros((*hw, 3), np.uint8)
+        img[centre[1] - 8:centre[1] + 8, centre[0] - 8:centre[0] + 8] = 255
+        sample = loaded.prepare([img])[0]
+        h_in, w_in = sample.inputs.shape[-2:]
+        assert h_in % 32 == 0 and w_in % 32 == 0 and max(h_in, w_in) > 1000  # resized, padded
+        x = sample.inputs[0].mean(0).numpy()
+        ys, xs = np.nonzero(x > x.min() + 0.75 * (x.max() - x.min()))
+        in_xy = np.array([xs.mean(), ys.mean()])
+        scale = np.array(sample.geometry.scale)
+        for stride in (8, 32):
+            fmap = np.zeros((h_in // stride, w_in // stride), np.float32)
+            col, row = (in_xy // stride).astype(int)
+            fmap[row, col] = 1.0
+            drawn = sample.geometry.to_original(fmap)
+            assert drawn.shape == hw
+            ys, xs = np.nonzero(drawn >= drawn.max() - 1e-6)
+            err = np.abs(np.array([xs.mean(), ys.mean()]) - centre)
+            assert (err <= stride / scale + 1).all(), (name, hw, stride, err)
+            naive = cv2.resize(fmap, hw[::-1])
+            ys, xs = np.nonzero(naive >= naive.max() - 1e-6)
+            naive_errors.append(np.abs(np.array([xs.mean(), ys.mean()]) - centre).max()
+                                - (stride / scale).max() - 1)
+    assert max(naive_errors) > 0, naive_errors
