@@ -153,8 +153,7 @@ def test_adapter_scores_are_the_detector_scores(detectors, test_image, family):
 
 
 @pytest.mark.parametrize('package, rel, head', [
-    # mmdet's own YOLOX head shares mmyolo's class name, but decodes its own way.
-    ('mmdet', 'yolox/yolox_tiny_8xb8-300e_coco.py', 'mmdet.models.dense_heads'),
+    ('mmdet', 'reppoints/reppoints-minmax_r50_fpn-gn_head-gn_1x_coco.py', 'RepPointsHead'),
     ('mmdet', 'centernet/centernet_r18_8xb16-crop512-140e_coco.py', 'CenterNetHead'),
 ])
 def test_unsupported_head_names_the_families(package, rel, head):

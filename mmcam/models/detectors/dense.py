@@ -279,3 +279,77 @@ class PriorScores(nn.Module):
             return scores
         boxes = self.adapter.flatten_regression(outs)[:, idx]
         return torch.cat([scores, boxes.reshape(scores.shape[0], -1)], dim=1)
+
+
+@register_adapter
+class MMDetYOLOXAdapter(DensePriorAdapter):
+    """mmdet's own YOLOX head (its own ``predict_by_feat``: class times objectness)."""
+
+    family = 'mmdet YOLOX'
+    heads = ('mmdet YOLOXHead', )
+
+    @classmethod
+    def supports(cls, model: nn.Module) -> bool:
+        from mmdet.models.dense_heads import YOLOXHead
+        head = getattr(model, 'bbox_head', None)
+        return isinstance(head, YOLOXHead) and \
+            type(head).predict_by_feat is YOLOXHead.predict_by_feat
+
+    def decoded_boxes(self, outs: tuple, meta: dict) -> torch.Tensor:
+        cls_scores = outs[0]
+        priors = torch.cat(self.head.prior_generator.grid_priors(
+            [c.shape[2:] for c in cls_scores], dtype=cls_scores[0].dtype,
+            device=cls_scores[0].device, with_stride=True))
+        return self.head._bbox_decode(priors, self.flatten_regression(outs)[0])
+
+
+@register_adapter
+class YOLOv3Adapter(DensePriorAdapter):
+    """mmdet's YOLOv3 head: one map per level holds, per anchor, 4 box outputs, an
+    objectness and the class outputs; the confidence is class times objectness."""
+
+    family = 'mmdet YOLOv3'
+    heads = ('YOLOV3Head', )
+
+    @classmethod
+    def supports(cls, model: nn.Module) -> bool:
+        from mmdet.models.dense_heads import YOLOV3Head
+        head = getattr(model, 'bbox_head', None)
+        return isinstance(head, YOLOV3Head) and \
+            type(head).predict_by_feat is YOLOV3Head.predict_by_feat
+
+    @property
+    def class_channels(self) -> int:
+        return self.head.num_classes
+
+    def split(self, outs: tuple) -> Tuple[list, list, Optional[list]]:
+        cls, boxes, objectness = [], [], []
+        for pred in outs[0]:
+            b, _, h, w = pred.shape
+            per_anchor = pred.view(b, self.head.num_base_priors, self.head.num_attrib, h, w)
+            boxes.append(per_anchor[:, :, :4].reshape(b, -1, h, w))
+            objectness.append(per_anchor[:, :, 4])
+            cls.append(per_anchor[:, :, 5:].reshape(b, -1, h, w))
+        return cls, boxes, objectness
+
+    def decoded_boxes(self, outs: tuple, meta: dict) -> torch.Tensor:
+        pred_maps = outs[0]
+        sizes = [p.shape[2:] for p in pred_maps]
+        anchors = torch.cat(self.head.prior_generator.grid_priors(sizes,
+                                                                  device=pred_maps[0].device))
+        raw = self.flatten_regression(outs)[0]
+        raw = torch.cat([raw[:, :2].sigmoid(), raw[:, 2:]], dim=1)  # as predict_by_feat does
+        strides = torch.cat([raw.new_full((s.numel() * self.head.num_base_priors, ), stride)
+                             for s, stride in zip(sizes, self.head.featmap_strides)])
+        return self.head.bbox_coder.decode(anchors, raw, strides[:, None])
+
+    def predict(self, outs: tuple, meta: dict, score_thr: float):
+        cfg = copy.deepcopy(self.head.test_cfg)
+        cfg.score_thr = float(score_thr)
+        # predict_by_feat squashes the centre outputs in place: give it copies
+        return self.head.predict_by_feat(tuple(p.clone() for p in outs[0]),
+                                         batch_img_metas=[meta], cfg=cfg, rescale=True,
+                                         with_nms=True)[0]
+
+    def strides(self) -> List[Tuple[float, float]]:
+        return [(s, s) for s in self.head.featmap_strides]
