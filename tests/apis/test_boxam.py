@@ -154,7 +154,7 @@ def test_adapter_scores_are_the_detector_scores(detectors, test_image, family):
 
 @pytest.mark.parametrize('package, rel, head', [
     ('mmdet', 'reppoints/reppoints-minmax_r50_fpn-gn_head-gn_1x_coco.py', 'RepPointsHead'),
-    ('mmdet', 'centernet/centernet_r18_8xb16-crop512-140e_coco.py', 'CenterNetHead'),
+    ('mmdet', 'paa/paa_r50_fpn_1x_coco.py', 'PAAHead'),
 ])
 def test_unsupported_head_names_the_families(package, rel, head):
     module = __import__(package)

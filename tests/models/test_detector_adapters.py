@@ -33,6 +33,7 @@ CONFIGS = {
     'ssd': ('mmdet', 'ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py'),
     'mmdet_yolox': ('mmdet', 'yolox/yolox_tiny_8xb8-300e_coco.py'),
     'yolov3': ('mmdet', 'yolo/yolov3_mobilenetv2_8xb24-320-300e_coco.py'),
+    'centernet': ('mmdet', 'centernet/centernet_r18_8xb16-crop512-140e_coco.py'),
     'faster_rcnn': ('mmdet', 'faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'),
     'mask_rcnn': ('mmdet', 'mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'),
     'cascade_rcnn': ('mmdet', 'cascade_rcnn/cascade-rcnn_r50_fpn_1x_coco.py'),
