@@ -220,7 +220,7 @@ class DenseHeadAdapter(DensePriorAdapter):
     """mmdet's dense heads that decode through ``BaseDenseHead.predict_by_feat``."""
 
     family = 'mmdet dense'
-    heads = ('RetinaHead', 'FCOSHead', 'ATSSHead', 'RTMDetHead', 'SSDHead', 'FSAFHead',
+    heads = ('RetinaHead', 'FCOSHead', 'ATSSHead', 'RTMDetHead', 'SSDHead',
              'any head decoding through BaseDenseHead.predict_by_feat')
 
     @classmethod
