@@ -77,7 +77,7 @@ def captured_attention(modules: Sequence[nn.Module]) -> Iterator[AttentionRecord
 
     The block output is still the module's own (fused) attention, so the model computes
     exactly what it computes without the capture; the explicit probabilities carry the
-    gradient instead (output = fused.detach() + (explicit - explicit.detach())), so
+    gradient instead (output = fused + (explicit - explicit.detach())), so
     ``torch.autograd.grad(score, record.maps)`` is dS/dA. Restored on exit, also on errors.
     """
     record = AttentionRecord()
@@ -85,7 +85,10 @@ def captured_attention(modules: Sequence[nn.Module]) -> Iterator[AttentionRecord
 
     def wrap(module: nn.Module, fused: Callable) -> Callable:
         def attention(q, k, v, *args, **kwargs):
-            out = fused(q, k, v, *args, **kwargs)
+            # The fused output is only a value here (the gradient takes the explicit path):
+            # without a graph it keeps no buffers for a backward pass that never comes.
+            with torch.no_grad():
+                out = fused(q, k, v, *args, **kwargs)
             mask = kwargs.get('attn_mask', args[0] if args else None)
             logits = _attention_logits(fused, q, k, kwargs)
             if mask is not None:
@@ -96,7 +99,7 @@ def captured_attention(modules: Sequence[nn.Module]) -> Iterator[AttentionRecord
             if not torch.is_grad_enabled():
                 return out
             explicit = probs @ v
-            return out.detach() + (explicit - explicit.detach())
+            return out + (explicit - explicit.detach())
         return attention
 
     try:
@@ -204,6 +207,12 @@ class AttentionMethod:
                 torch.set_grad_enabled(self.class_specific):
             x = inputs.detach().requires_grad_(self.class_specific)
             logits = self.model(x)
+            if not record.maps:
+                raise OptionError(
+                    f'--method {type(self).__name__}: no attention block of '
+                    f'{type(self.backbone).__name__} ran in the forward pass; expected a '
+                    'ViT-like backbone whose blocks use MultiheadAttention, or a CNN method '
+                    'such as GradCAM.')
             maps = _last_sequence(record.maps)
             grads = None
             if self.class_specific:

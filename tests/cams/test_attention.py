@@ -164,8 +164,8 @@ def test_two_digit_scenes_predicted_category_map_follows_its_digit(demo_vit):
 
 @pytest.mark.xfail(strict=True, reason=(
     'measured on 20 held-out two-digit scenes (seed 3, 39 maps): GradRollout peaks nearer '
-    'the digit of its category for 30/39 (77 %): 94 % for the predicted category, 59 % for '
-    'the other one, which the demo ViT ranks in its top 2 in only 13 of 40 scenes'))
+    'the digit of its category for 30/39 (77 %); on 40 scenes 94 % for the predicted '
+    'category, 59 % for the other one, which the demo ViT ranks in its top 2 in 13 of 40'))
 def test_two_digit_scenes_each_category_map_follows_its_digit(demo_vit):
     rows = list(_two_digit_maps(demo_vit, 20))
     nearer = sum(r[1] for r in rows)

@@ -20,6 +20,9 @@ CATS=$("$PY" -c "import json; print(*json.load(open('demo/two_digits.json'))['la
 if [[ -f demo/checkpoints/cls_vit.pth ]]; then
   "$PY" tools/vis_cam.py demo/two_digits.png "${VIT[@]}" \
     --method GradCAM GradCAM++ --target-category $CATS --save-path "$OUT/vit_two_digits.png"
+  # The transformer methods next to GradCAM (docs/en/vis_cam.md, "Transformer methods").
+  "$PY" tools/vis_cam.py demo/two_digits.png "${VIT[@]}" --method GradCAM AttentionRollout \
+    GradRollout --target-category $CATS --save-path "$OUT/vit_transformer_methods.png"
 else
   echo "demo/checkpoints/cls_vit.pth is missing: ViT pictures left out"
 fi
