@@ -114,6 +114,8 @@ class CAMInferencer:
     def _probe_inputs(self) -> torch.Tensor:
         """A network input of the test pipeline's size (a grey 224 x 224 image through it),
         for the probe pass that finds which layers still have spatial outputs."""
+        if self.loaded.pipeline is None:  # a Runner's model (the hooks): no pipeline of its own
+            return torch.zeros((1, 3, 224, 224), device=self.loaded.device)
         grey = np.full((224, 224, 3), 127, dtype=np.uint8)
         return self.loaded.prepare([grey])[0].inputs
 

@@ -26,6 +26,7 @@ from torch import nn
 from mmcam.geometry import InputGeometry
 from mmcam.structures import ImageLike, Sample  # noqa: F401  (re-exported)
 from mmcam.utils.checkpoint import load_checkpoint
+from mmcam.utils.io import native_stderr_silenced
 
 
 #: default_scope of a config -> the kind of model it builds.
@@ -50,13 +51,21 @@ def read_image(image: ImageLike) -> np.ndarray:
             raise InputError(f'Image {image!r} does not exist. Expected an image file, a folder '
                              'or a glob pattern; check the path.')
         try:
-            img = mmcv.imread(image, flag='unchanged')
+            with native_stderr_silenced():  # libpng's own line; the reason is ours, below
+                img = mmcv.imread(image, flag='unchanged')
         except (OSError, cv2.error) as err:  # unreadable, or empty: OpenCV asserts on 0 bytes
             reason = 'is empty (0 bytes)' if os.path.getsize(image) == 0 else \
                 f'cannot be read ({type(err).__name__}: {str(err).strip().splitlines()[-1]})'
             raise InputError(f'Image {image!r} {reason}. Expected a readable image file; '
                              'check the file or leave it out.') from None
         if img is None:
+            with open(image, 'rb') as f:
+                magic = f.read(8)
+            kind = 'PNG' if magic.startswith(b'\x89PNG') else \
+                'JPEG' if magic.startswith(b'\xff\xd8') else None
+            if kind:
+                raise InputError(f'{image!r} is a truncated or corrupt {kind} file. Expected a '
+                                 'complete image; copy or export it again, or leave it out.')
             raise InputError(f'{image!r} is not an image OpenCV can read. Expected a PNG, JPEG, '
                              'BMP, TIFF or WebP file; convert it or leave it out.')
         img = exif_upright(img, image)

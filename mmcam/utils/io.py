@@ -34,3 +34,26 @@ def atomic_path(path: str) -> Iterator[str]:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+@contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Silence what C libraries print straight to file descriptor 2 (libpng's "PNG input buffer
+    is incomplete" on a truncated file) while the block runs: mmcam reports such files itself,
+    in one line with the file's name. Python's own ``sys.stderr`` is flushed first; nothing
+    else writes while the block runs (image decoding, on the calling thread)."""
+    import sys
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no file descriptor 2 (embedded interpreters): nothing to do
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

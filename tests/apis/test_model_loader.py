@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from mmcam.apis import LoadedModel, read_image
+from mmcam.apis import InputError, LoadedModel, read_image
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -60,3 +60,20 @@ def test_loading_a_model_leaves_the_process_default_scope_as_it_was():
         sample = loaded.prepare([str(REPO / 'demo' / 'digits_det.png')])[0]
         assert sample.inputs.shape[-2:] == (160, 160)
         assert DefaultScope.get_current_instance().scope_name == 'mmpretrain'
+
+
+def test_a_truncated_png_is_reported_once_in_our_words(tmp_path, capfd):
+    """libpng prints its own line straight to the process's stderr; mmcam's one-line reason
+    replaces it."""
+    import cv2
+    import numpy as np
+
+    from mmcam.apis.model_loader import read_image
+    cv2.imwrite(str(tmp_path / 'whole.png'), np.random.default_rng(0).integers(
+        0, 255, (60, 80, 3), dtype=np.uint8))
+    data = (tmp_path / 'whole.png').read_bytes()
+    (tmp_path / 'cut.png').write_bytes(data[:len(data) // 2])
+    capfd.readouterr()
+    with pytest.raises(InputError, match='truncated or corrupt PNG'):
+        read_image(str(tmp_path / 'cut.png'))
+    assert 'libpng' not in capfd.readouterr().err

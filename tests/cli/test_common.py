@@ -204,3 +204,40 @@ def test_a_long_run_holds_no_more_memory_than_a_short_one(tmp_path, capsys):
         assert code == 0
         after.append(rss_mib())
     assert after[2] <= after[1] * 1.05 + 20, after  # MiB
+
+
+def test_two_runs_writing_into_one_folder_leave_whole_files(tmp_path):
+    """Two processes explain the same folder into the same --out-dir at the same time (maps
+    saved too): both finish, every file is complete and readable, no temporary file is left
+    behind, and each picture equals the one a run alone writes."""
+    import subprocess
+    import sys
+
+    from mmcam.datasets.digit_scenes import write_classification
+    write_classification(str(tmp_path / 'imgs'), 'test', 12, seed=4)
+    config, checkpoint = CLS
+
+    def start(out: Path) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, str(REPO / 'tools' / 'vis_cam.py'), str(tmp_path / 'imgs'),
+             str(config), str(checkpoint), '--out-dir', str(out), '--save-cam',
+             '--device', 'cpu'], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    both = [start(tmp_path / 'shared'), start(tmp_path / 'shared')]
+    results = [p.communicate(timeout=300) for p in both]
+    assert [p.returncode for p in both] == [0, 0], [err[-2000:] for _, err in results]
+    alone = start(tmp_path / 'alone')
+    _, err = alone.communicate(timeout=300)
+    assert alone.returncode == 0, err[-2000:]
+    shared = sorted(p.relative_to(tmp_path / 'shared') for p in (tmp_path / 'shared').rglob('*')
+                    if p.is_file())
+    assert shared == sorted(p.relative_to(tmp_path / 'alone')
+                            for p in (tmp_path / 'alone').rglob('*') if p.is_file())
+    assert not [p for p in shared if p.name.startswith('.')], shared  # no temporary files
+    assert sum(p.suffix == '.png' for p in shared) == 12
+    for rel in shared:
+        a, b = tmp_path / 'shared' / rel, tmp_path / 'alone' / rel
+        if rel.suffix == '.png':
+            np.testing.assert_array_equal(mmcv.imread(str(a)), mmcv.imread(str(b)))
+        else:
+            np.testing.assert_array_equal(np.load(a), np.load(b))

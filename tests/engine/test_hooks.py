@@ -437,3 +437,61 @@ def test_mmdet_test_tool_with_box_am_hooks(tmp_path, tiny_detection, repo_root, 
     pictures = [p.name for p in _pictures(tmp_path / 'hooked')]
     assert sum(n.startswith('boxam_test') for n in pictures) == 4, pictures
     assert not _pictures(tmp_path / 'plain')
+
+
+def _awkward_images(folder: Path) -> list:
+    """The image kinds of the command-line matrix that a dataset pipeline can read: grayscale,
+    RGBA, palette, 16-bit, 1 x 1, a space and non-ASCII characters in the name."""
+    from PIL import Image
+    from skimage import data
+    folder.mkdir(parents=True)
+    rgb = cv2.resize(data.chelsea(), (120, 90))
+    cv2.imwrite(str(folder / 'gray.png'), cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+    Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 128, np.uint8)])).save(
+        folder / 'rgba.png')
+    Image.fromarray(rgb).quantize(64).save(folder / 'palette.png')
+    cv2.imwrite(str(folder / 'deep16.png'), (rgb.astype(np.uint16) * 257)[..., ::-1])
+    cv2.imwrite(str(folder / 'one.png'), rgb[:1, :1, ::-1])
+    Image.fromarray(rgb).save(folder / '猫 ünïcode.png')
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_hooks_over_the_awkward_image_kinds(tmp_path, tiny_classification, mmpretrain_configs,
+                                            tiny_detection, repo_root):
+    """The three hooks in Runner test loops over datasets of the awkward image kinds: a picture
+    for every image, none blank, metrics as without the hooks."""
+    import json
+    import shutil
+    root = tmp_path / 'cls'
+    names = _awkward_images(root / 'data' / 'kinds')
+    shutil.copy(tiny_classification / 'init.pth', root / 'init.pth')
+    hooks = [dict(type='mmcam.CAMVisualizationHook', phases=['test'], max_samples=10),
+             dict(type='mmcam.FeatMapVisualizationHook', phases=['test'], max_samples=10,
+                  target_layers=['backbone.layer4'])]
+    plain = Runner.from_cfg(_test_cfg(mmpretrain_configs, root, tmp_path / 'a')).test()
+    hooked = Runner.from_cfg(_test_cfg(mmpretrain_configs, root, tmp_path / 'b', hooks)).test()
+    assert hooked == plain
+    pictures = _pictures(tmp_path / 'b')
+    assert len(pictures) == 2 * len(names), [p.name for p in pictures]
+    assert all(cv2.imread(str(p)).std() > 0 for p in pictures)
+
+    # box AM: the same images listed in a COCO file (one box each, for the metric)
+    det_root = tmp_path / 'det'
+    names = _awkward_images(det_root / 'kinds')
+    images, anns = [], []
+    for i, name in enumerate(names, 1):
+        h, w = cv2.imread(str(det_root / 'kinds' / name), cv2.IMREAD_UNCHANGED).shape[:2]
+        images.append(dict(id=i, file_name=f'kinds/{name}', height=h, width=w))
+        anns.append(dict(id=i, image_id=i, category_id=0, bbox=[0, 0, w, h], area=w * h,
+                         iscrowd=0))
+    (det_root / 'test.json').write_text(json.dumps(dict(
+        images=images, annotations=anns,
+        categories=[dict(id=i, name=str(i)) for i in range(10)])))
+    _, checkpoint = tiny_detection
+    cfg = _det_cfg(repo_root, det_root, checkpoint, tmp_path / 'c', [
+        dict(type='mmcam.BoxAMVisualizationHook', phases=['test'], score_thr=0.0, topk=2,
+             max_samples=10)])
+    Runner.from_cfg(cfg).test()
+    pictures = [p for p in _pictures(tmp_path / 'c') if p.name.startswith('boxam')]
+    assert len(pictures) == len(names), [p.name for p in pictures]
+    assert all(cv2.imread(str(p)).std() > 0 for p in pictures)
