@@ -50,33 +50,55 @@ def rss_at(samples: List[Tuple[int, float]], count: int) -> float:
     return max(rss for written, rss in samples if written <= count)
 
 
-def main() -> None:
+def hooks_left() -> int:
+    """Forward/backward hooks on every module still alive in this process."""
+    import gc
+    from torch import nn
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+               + len(getattr(m, '_backward_pre_hooks', {}))
+               for m in gc.get_objects() if isinstance(m, nn.Module))
+
+
+def measure(images: int, boxam_images: int, root: Path
+            ) -> List[Tuple[str, int, float, float, int]]:
+    """``(run, images, RSS MiB after 50 pictures, RSS MiB at the end, hooks left)`` for a
+    vis_cam folder run and a box-AM folder run."""
     from mmcam.cli import boxam, vis_cam
     from mmcam.datasets.digit_scenes import write_classification, write_detection
+    root.mkdir(parents=True, exist_ok=True)
+    write_classification(str(root / 'cls'), 'test', images, seed=11)
+    write_detection(str(root / 'det'), 'test', boxam_images, seed=11)
+    runs = [
+        ('tools/vis_cam.py, demo ResNet, GradCAM', images, root / 'out_cls',
+         lambda out: vis_cam.main([str(root / 'cls'), str(REPO / 'configs/demo/cls_resnet.py'),
+                                   str(REPO / 'demo/checkpoints/cls_resnet.pth'),
+                                   '--out-dir', str(out), '--device', 'cpu'])),
+        ('demo/boxam_vis_demo.py, demo YOLOv5, gradcam', boxam_images, root / 'out_det',
+         lambda out: boxam.main([str(root / 'det'), str(REPO / 'configs/demo/det_yolov5.py'),
+                                 str(REPO / 'demo/checkpoints/det_yolov5.pth'),
+                                 '--out-dir', str(out), '--device', 'cpu'])),
+    ]
+    rows = []
+    for name, count, out, run in runs:
+        code, samples = sampled_run(lambda: run(out), out)
+        if code != 0:
+            raise RuntimeError(f'{name} exited with {code}')
+        rows.append((name, count, rss_at(samples, 50), max(rss for _, rss in samples),
+                     hooks_left()))
+    return rows
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--images', type=int, default=500)
     parser.add_argument('--boxam-images', type=int, default=200)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix='mmcam_long_run_'))
-    write_classification(str(root / 'cls'), 'test', args.images, seed=11)
-    write_detection(str(root / 'det'), 'test', args.boxam_images, seed=11)
-    runs = [
-        ('tools/vis_cam.py, demo ResNet, GradCAM', args.images, root / 'out_cls',
-         lambda out: vis_cam.main([str(root / 'cls'), str(REPO / 'configs/demo/cls_resnet.py'),
-                                   str(REPO / 'demo/checkpoints/cls_resnet.pth'),
-                                   '--out-dir', str(out), '--device', 'cpu'])),
-        ('demo/boxam_vis_demo.py, demo YOLOv5, gradcam', args.boxam_images, root / 'out_det',
-         lambda out: boxam.main([str(root / 'det'), str(REPO / 'configs/demo/det_yolov5.py'),
-                                 str(REPO / 'demo/checkpoints/det_yolov5.pth'),
-                                 '--out-dir', str(out), '--device', 'cpu'])),
-    ]
-    print('| run | images | RSS after 50 | RSS at the end | growth |')
-    print('| --- | ---: | ---: | ---: | ---: |')
-    for name, count, out, run in runs:
-        code, samples = sampled_run(lambda: run(out), out)
-        early, late = rss_at(samples, 50), max(rss for _, rss in samples)
-        print(f'| {name} | {count} (exit {code}) | {early:.0f} MiB | {late:.0f} MiB | '
-              f'{(late - early) / early:+.1%} |', flush=True)
+    print('| run | images | RSS after 50 | RSS at the end | growth | hooks left |')
+    print('| --- | ---: | ---: | ---: | ---: | ---: |')
+    for name, count, early, late, hooks in measure(args.images, args.boxam_images, root):
+        print(f'| {name} | {count} | {early:.0f} MiB | {late:.0f} MiB | '
+              f'{(late - early) / early:+.1%} | {hooks} |', flush=True)
 
 
 if __name__ == '__main__':

@@ -17,7 +17,7 @@ for the unperturbed layer is not used (the caller falls back to full re-runs).
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, Optional
 
 import torch
 from torch import nn
