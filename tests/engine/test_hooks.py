@@ -495,3 +495,36 @@ def test_hooks_over_the_awkward_image_kinds(tmp_path, tiny_classification, mmpre
     pictures = [p for p in _pictures(tmp_path / 'c') if p.name.startswith('boxam')]
     assert len(pictures) == len(names), [p.name for p in pictures]
     assert all(cv2.imread(str(p)).std() > 0 for p in pictures)
+
+
+def test_a_long_validation_with_hooks_holds_no_more_memory(tmp_path, repo_root):
+    """Loosely (benchmarks/hook_memory.py measures 300 images): testing 16 images again and
+    again with the three hooks drawing every sample leaves the resident memory where the
+    previous run left it."""
+    import os
+
+    from mmcam.datasets.digit_scenes import write_classification
+
+    def rss_mib() -> float:
+        with open('/proc/self/statm') as f:
+            return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2 ** 20
+
+    write_classification(str(tmp_path / 'data'), 'test', 16, seed=6)
+    cfg = Config.fromfile(str(repo_root / 'configs' / 'demo' / 'cls_resnet.py'))
+    cfg.work_dir = str(tmp_path / 'work')
+    cfg.load_from = str(repo_root / 'demo' / 'checkpoints' / 'cls_resnet.pth')
+    cfg.test_dataloader.dataset.data_root = str(tmp_path / 'data')
+    cfg.test_dataloader.update(num_workers=0, persistent_workers=False, batch_size=8)
+    cfg.visualizer.name = f'visualizer_{tmp_path}'
+    cfg.log_level = 'WARNING'
+    cfg.custom_imports = dict(imports=['mmcam'], allow_failed_imports=False)
+    cfg.custom_hooks = [dict(type='mmcam.CAMVisualizationHook', phases=['test'], max_samples=16),
+                        dict(type='mmcam.FeatMapVisualizationHook', phases=['test'],
+                             max_samples=16, target_layers=['backbone.layer4'])]
+    runner = Runner.from_cfg(cfg)
+    after = []
+    for _ in range(3):
+        runner.test()
+        after.append(rss_mib())
+    assert len(_pictures(tmp_path / 'work')) >= 32
+    assert after[2] <= after[1] * 1.05 + 20, after  # MiB
