@@ -64,6 +64,10 @@ def default_target_layer(classifier: nn.Module, num_extra_tokens: Optional[int] 
     spatial, shapes = _spatial_outputs(classifier, inputs, num_extra_tokens)
     if norms and norms[-1] in spatial:
         return norms[-1], "the backbone's last normalisation layer"
+    if norms and num_extra_tokens is not None and shapes.get(norms[-1], '').count('x') == 2:
+        # Tokens that do not fit a grid with the --num-extra-tokens the user gave: keep the
+        # layer, so the reshape's error names that option instead of a layer being guessed.
+        return norms[-1], "the backbone's last normalisation layer"
     if not spatial:
         raise InputError(f'No layer of the backbone {type(backbone).__name__} outputs a '
                          '(B, C, H, W) map or (B, L, C) tokens, so no default target exists; '

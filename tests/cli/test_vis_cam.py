@@ -142,7 +142,7 @@ def test_preview_model_lists_layers_with_shapes(tool, capsys, resnet, tmp_path):
     ('method', ['--method', 'GradCAMM'], 'is not a CAM method'),
     ('category', ['--target-category', '10'], 'out of range'),
     ('tokens', ['--num-extra-tokens', '0'], '--num-extra-tokens 0'),
-    ('image', [], 'not an image'),
+    ('image', [], 'truncated or corrupt PNG'),
     ('empty', [], 'is empty (0 bytes)'),
     ('cfg-options', ['--cfg-options', "test_dataloader.dataset.pipeline=[dict(type='A',"
                      "b=1)]"], 'the options could not be parsed'),
@@ -162,7 +162,7 @@ def test_errors_are_one_line_and_non_zero(tool, capsys, resnet, deit, tmp_path, 
     code, _, err = _run(tool, capsys, img, cfg, ckpt, '--save-path', tmp_path / 'o.png', *extra)
     assert code == 2  # a user error, as argparse reports its own
     lines = [line for line in err.splitlines()  # the one error line, after the default device
-             if line.strip() and not line.startswith(('device: ', 'target layer(s): '))]
+             if line.strip() and not line.startswith(('device: ', 'target layer(s): ', 'hint: '))]
     assert len(lines) == 1 and lines[0].startswith('vis_cam: error:'), err
     assert expected in lines[0]
     assert 'Traceback' not in err

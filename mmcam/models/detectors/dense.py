@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from mmcam.models.detectors.base import DetectorAdapter, register_adapter, scores_of
+from mmcam.models.state import model_state_restored
 from mmcam.structures import Detections, Sample
 
 
@@ -40,8 +41,10 @@ def level_layers(model: nn.Module, size: int = 320) -> List[str]:
 
     handles = [m.register_forward_hook(record) for m in names if m is not model]
     param = next(model.parameters())
+    # In eval mode, given back as it was: a Runner's model may be training, and a probe pass
+    # in train mode would move its BatchNorm statistics.
     try:
-        with torch.no_grad():
+        with model_state_restored(model), torch.no_grad():
             levels = model.extract_feat(param.new_zeros((1, 3, size, size)))
     finally:
         for handle in handles:
