@@ -168,6 +168,10 @@ def _evaluate(args: argparse.Namespace, start: float) -> int:
                     default_scope=loaded.scope, launcher='none', log_level='WARNING',
                     env_cfg=dict(dist_cfg=dict(backend='gloo')),
                     visualizer=dict(type='Visualizer', name=f'mmcam_eval_{id(loaded)}'),
+                    # mmengine keys the default scope by experiment name, and two runners
+                    # started in the same second share a timestamp name: the second would get
+                    # the first's scope (a classifier's, for a detector)
+                    experiment_name=f'mmcam_eval_{os.getpid()}_{time.time_ns()}',
                     default_hooks=dict(logger=dict(type='LoggerHook', interval=10 ** 9)))
     cam_metric = runner.test_loop.evaluator.metrics[0]
     cam_metric.run_name = runner.timestamp  # the same on every rank
