@@ -20,6 +20,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator, List, Sequence
 
+import numpy as np
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -88,6 +90,31 @@ class DetectorAdapter:
         ``layers`` (AblationCAM re-runs the same image many times). Yields whether it does;
         by default nothing is skipped."""
         yield False
+
+
+class OriginScores(nn.Module):
+    """Base of the adapters' score modules: ``inputs (B, 3, H, W) -> (B, N)``, the N kept boxes'
+    scores, each read at its own origin (with ``regression``, ``(B, 5N)``: then each box's four
+    box outputs there).
+
+    It holds the detector as a submodule, so the CAM methods find and replace its layers, and
+    the origins (prior, cell or query indices; RoI boxes) and labels as buffers.
+    """
+
+    def __init__(self, adapter: DetectorAdapter, origin, labels: Sequence[int],
+                 kind: str = 'logit', regression: bool = False) -> None:
+        super().__init__()
+        if kind not in SCORE_KINDS:
+            raise ValueError(f'kind={kind!r}: expected one of {SCORE_KINDS}.')
+        self.detector = adapter.model
+        self.adapter = adapter
+        self.kind, self.regression = kind, regression
+        origin = np.asarray(origin)
+        self.register_buffer('origin', torch.as_tensor(
+            origin, dtype=torch.long if origin.dtype.kind in 'iu' else torch.float32),
+            persistent=False)
+        self.register_buffer('labels', torch.as_tensor(np.asarray(labels), dtype=torch.long),
+                             persistent=False)
 
 
 def build_adapter(model: nn.Module) -> DetectorAdapter:

@@ -8,13 +8,13 @@ top-k, border and rescale) and finds that cell; :class:`HeatmapScores` reads the
 from __future__ import annotations
 
 import copy
-from typing import List, Sequence
+from typing import List
 
 import numpy as np
 import torch
 from torch import nn
 
-from mmcam.models.detectors.base import DetectorAdapter, register_adapter
+from mmcam.models.detectors.base import DetectorAdapter, OriginScores, register_adapter
 from mmcam.models.detectors.dense import level_layers
 from mmcam.structures import Detections, Sample
 
@@ -85,28 +85,15 @@ class CenterNetAdapter(DetectorAdapter):
         return HeatmapScores(self, detections.origin, detections.labels, kind, regression)
 
 
-class HeatmapScores(nn.Module):
+class HeatmapScores(OriginScores):
     """``inputs (B, 3, H, W) -> (B, N)``: each kept box's heat map value (``confidence``) or its
     log-odds (``logit``) at its own cell; with ``regression``, ``(B, 5N)``: then each box's
     width, height and two offsets at that cell."""
 
-    def __init__(self, adapter: CenterNetAdapter, cells: Sequence[int], labels: Sequence[int],
-                 kind: str = 'logit', regression: bool = False) -> None:
-        super().__init__()
-        if kind not in ('logit', 'confidence'):
-            raise ValueError(f"kind={kind!r}: expected 'logit' or 'confidence'.")
-        self.detector = adapter.model  # a submodule, so CAM methods can find/replace layers
-        self.adapter = adapter
-        self.kind, self.regression = kind, regression
-        self.register_buffer('cells', torch.as_tensor(np.asarray(cells), dtype=torch.long),
-                             persistent=False)
-        self.register_buffer('labels', torch.as_tensor(np.asarray(labels), dtype=torch.long),
-                             persistent=False)
-
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         heat, wh, offset = self.adapter.head_outputs(inputs)
         batch = heat.shape[0]
-        cells, labels = self.cells.to(heat.device), self.labels.to(heat.device)
+        cells, labels = self.origin.to(heat.device), self.labels.to(heat.device)
         p = heat.flatten(2)[:, labels, cells]                                  # (B, N)
         scores = p if self.kind == 'confidence' else torch.logit(p, eps=EPS)
         if not self.regression:

@@ -13,13 +13,14 @@ mmyolo's heads with the same machinery.
 from __future__ import annotations
 
 import copy
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
 from torch import nn
 
-from mmcam.models.detectors.base import DetectorAdapter, register_adapter, scores_of
+from mmcam.models.detectors.base import (DetectorAdapter, OriginScores, register_adapter,
+                                         scores_of)
 from mmcam.models.state import model_state_restored
 from mmcam.structures import Detections, Sample
 
@@ -244,7 +245,7 @@ class DenseHeadAdapter(DensePriorAdapter):
         return type(model.bbox_head).__name__.replace('Head', '')
 
 
-class PriorScores(nn.Module):
+class PriorScores(OriginScores):
     """``inputs (B, 3, H, W) -> (B, N)``: each kept box's score at its own prior and class.
 
     ``kind='confidence'`` gives the confidence the detector reports (class probability, times
@@ -254,23 +255,10 @@ class PriorScores(nn.Module):
     outputs at its prior in columns ``N + 4i .. N + 4i + 3``.
     """
 
-    def __init__(self, adapter: DensePriorAdapter, prior_index: Sequence[int],
-                 labels: Sequence[int], kind: str = 'logit', regression: bool = False) -> None:
-        super().__init__()
-        self.detector = adapter.model  # a submodule, so CAM methods can find/replace layers
-        self.adapter = adapter
-        self.kind = kind
-        self.regression = regression
-        self.register_buffer('prior_index', torch.as_tensor(np.asarray(prior_index),
-                                                             dtype=torch.long), persistent=False)
-        self.register_buffer('labels', torch.as_tensor(np.asarray(labels), dtype=torch.long),
-                             persistent=False)
-        scores_of(torch.zeros(1), None, kind)  # validates the kind
-
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         outs = self.adapter.head_outputs(inputs)
         cls, factor = self.adapter.flatten(outs)
-        idx = self.prior_index.to(cls.device)
+        idx = self.origin.to(cls.device)
         labels = self.labels.to(cls.device)
         if self.adapter.softmax:
             scores = scores_of(cls[:, idx], None, self.kind, softmax=True,

@@ -9,13 +9,14 @@ kept box came from; :class:`QueryScores` re-runs the network and reads that quer
 from __future__ import annotations
 
 import inspect
-from typing import List, Sequence
+from typing import List
 
 import numpy as np
 import torch
 from torch import nn
 
-from mmcam.models.detectors.base import DetectorAdapter, register_adapter, scores_of
+from mmcam.models.detectors.base import (DetectorAdapter, OriginScores, register_adapter,
+                                         scores_of)
 from mmcam.models.detectors.dense import level_layers
 from mmcam.structures import Detections, Sample
 
@@ -96,26 +97,14 @@ class QueryAdapter(DetectorAdapter):
         return QueryScores(self, detections.origin, detections.labels, kind, regression)
 
 
-class QueryScores(nn.Module):
+class QueryScores(OriginScores):
     """``inputs (B, 3, H, W) -> (B, N)``: each kept box's class score at its own query (last
     decoder layer). With ``regression``, ``(B, 5N)``: then each query's 4 box outputs
     (normalised centre x, y, width, height)."""
 
-    def __init__(self, adapter: QueryAdapter, queries: Sequence[int], labels: Sequence[int],
-                 kind: str = 'logit', regression: bool = False) -> None:
-        super().__init__()
-        self.detector = adapter.model  # a submodule, so CAM methods can find/replace layers
-        self.adapter = adapter
-        self.kind, self.regression = kind, regression
-        self.register_buffer('queries', torch.as_tensor(np.asarray(queries), dtype=torch.long),
-                             persistent=False)
-        self.register_buffer('labels', torch.as_tensor(np.asarray(labels), dtype=torch.long),
-                             persistent=False)
-        scores_of(torch.zeros(1), None, kind)  # validates the kind
-
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         cls, boxes = self.adapter.head_outputs(inputs, self.adapter.data_sample)
-        idx, labels = self.queries.to(inputs.device), self.labels.to(inputs.device)
+        idx, labels = self.origin.to(inputs.device), self.labels.to(inputs.device)
         cls = cls[-1][:, idx]                                                 # (B, N, C')
         if self.adapter.sigmoid:
             scores = scores_of(cls.gather(2, labels[None, :, None].expand(

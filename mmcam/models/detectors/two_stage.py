@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from mmcam.models.detectors.base import DetectorAdapter, register_adapter, scores_of
+from mmcam.models.detectors.base import (DetectorAdapter, OriginScores, register_adapter,
+                                         scores_of)
 from mmcam.models.detectors.dense import level_layers
 from mmcam.structures import Detections, Sample
 
@@ -118,30 +119,17 @@ class TwoStageAdapter(DetectorAdapter):
         return RoIScores(self, detections.origin_boxes, detections.labels, kind, regression)
 
 
-class RoIScores(nn.Module):
+class RoIScores(OriginScores):
     """``inputs (B, 3, H, W) -> (B, N)``: each kept box's score from its own (fixed) RoI.
 
     With ``regression``, ``(B, 5N)``: the N scores, then box i's four box-head outputs for its
     class (the deltas its box is decoded from) in columns ``N + 4i .. N + 4i + 3``.
     """
 
-    def __init__(self, adapter: TwoStageAdapter, roi_boxes: np.ndarray, labels: Sequence[int],
-                 kind: str = 'logit', regression: bool = False) -> None:
-        super().__init__()
-        self.detector = adapter.model  # a submodule, so CAM methods can find/replace layers
-        self.adapter = adapter
-        self.kind, self.regression = kind, regression
-        self.register_buffer('roi_boxes', torch.as_tensor(np.asarray(roi_boxes),
-                                                          dtype=torch.float32).reshape(-1, 4),
-                             persistent=False)
-        self.register_buffer('labels', torch.as_tensor(np.asarray(labels), dtype=torch.long),
-                             persistent=False)
-        scores_of(torch.zeros(1), None, kind)  # validates the kind
-
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         batch, n = inputs.shape[0], len(self.labels)
         feats = self.adapter.model.extract_feat(inputs)
-        boxes = self.roi_boxes.to(inputs.device)
+        boxes = self.origin.to(inputs.device).reshape(-1, 4)
         rois = torch.cat([torch.cat([boxes.new_full((n, 1), b), boxes], 1)
                           for b in range(batch)])
         # Image metas are only read by the cascade's refinement (to clip boxes to the image).
