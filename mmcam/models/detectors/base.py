@@ -18,7 +18,7 @@ mmcam learns its name. See docs/en/boxam_vis.md, "Adding a detector family".
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator, List, Sequence
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -90,6 +90,19 @@ class DetectorAdapter:
         ``layers`` (AblationCAM re-runs the same image many times). Yields whether it does;
         by default nothing is skipped."""
         yield False
+
+
+def best_first(result, topk: int = -1, score_thr: Optional[float] = None) -> Tuple[
+        torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(bboxes, labels, scores)`` of a head's result, highest score first: at most ``topk``
+    (-1: all), and with ``score_thr`` only those scoring at least that (for heads whose own
+    decoding has no threshold)."""
+    if score_thr is not None:
+        result = result[result.scores >= score_thr]
+    order = torch.argsort(result.scores, descending=True)
+    if topk is not None and topk >= 0:
+        order = order[:topk]
+    return result.bboxes[order].float(), result.labels[order].long(), result.scores[order].float()
 
 
 class OriginScores(nn.Module):

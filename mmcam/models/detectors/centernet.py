@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mmcam.models.detectors.base import DetectorAdapter, OriginScores, register_adapter
+from mmcam.models.detectors.base import DetectorAdapter, OriginScores, best_first, register_adapter
 from mmcam.models.detectors.dense import level_layers
 from mmcam.structures import Detections, Sample
 
@@ -51,12 +51,7 @@ class CenterNetAdapter(DetectorAdapter):
         cfg = copy.deepcopy(self.head.test_cfg)
         result = self.head.predict_by_feat([heat], [wh], [offset], batch_img_metas=[meta],
                                            rescale=True, with_nms=cfg.get('nms') is not None)[0]
-        result = result[result.scores >= score_thr]
-        order = torch.argsort(result.scores, descending=True)
-        if topk is not None and topk >= 0:
-            order = order[:topk]
-        bboxes, labels = result.bboxes[order].float(), result.labels[order].long()
-        scores = result.scores[order].float()
+        bboxes, labels, scores = best_first(result, topk, score_thr)
         # The kept boxes' centres in input pixels (the border and rescale undone).
         _, _, h, w = heat.shape
         in_h, in_w = sample.inputs.shape[2:]

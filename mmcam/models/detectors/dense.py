@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from mmcam.models.detectors.base import (DetectorAdapter, OriginScores, register_adapter,
-                                         scores_of)
+from mmcam.models.detectors.base import (DetectorAdapter, OriginScores, best_first,
+                                         register_adapter, scores_of)
 from mmcam.models.state import model_state_restored
 from mmcam.structures import Detections, Sample
 
@@ -153,12 +153,7 @@ class DensePriorAdapter(DetectorAdapter):
         outs = self.head_outputs(sample.inputs)
         meta = sample.data_sample.metainfo
         result = self.predict(outs, meta, score_thr)
-        order = torch.argsort(result.scores, descending=True)
-        if topk is not None and topk >= 0:
-            order = order[:topk]
-        bboxes = result.bboxes[order].float()
-        labels = result.labels[order].long()
-        scores = result.scores[order].float()
+        bboxes, labels, scores = best_first(result, topk)  # thresholded by the head
         origin = self._match_priors(outs, meta, bboxes, labels, scores)
         level, cell_xy = self._cells(outs, origin)
         return Detections(bboxes.cpu().numpy(), labels.cpu().numpy(), scores.cpu().numpy(),

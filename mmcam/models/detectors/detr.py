@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from mmcam.models.detectors.base import (DetectorAdapter, OriginScores, register_adapter,
-                                         scores_of)
+from mmcam.models.detectors.base import (DetectorAdapter, OriginScores, best_first,
+                                         register_adapter, scores_of)
 from mmcam.models.detectors.dense import level_layers
 from mmcam.structures import Detections, Sample
 
@@ -64,12 +64,7 @@ class QueryAdapter(DetectorAdapter):
         self.data_sample = sample.data_sample
         outs = self.head_outputs(sample.inputs, sample.data_sample)
         result = self.head.predict_by_feat(*outs, batch_img_metas=[meta], rescale=True)[0]
-        result = result[result.scores >= score_thr]
-        order = torch.argsort(result.scores, descending=True)
-        if topk is not None and topk >= 0:
-            order = order[:topk]
-        bboxes, labels = result.bboxes[order].float(), result.labels[order].long()
-        scores = result.scores[order].float()
+        bboxes, labels, scores = best_first(result, topk, score_thr)
         cls, boxes = outs[0][-1][0], outs[1][-1][0]
         conf = self.confidences(cls)
         # every query's box in input pixels, then as predict_by_feat rescales it

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from mmcam.models.detectors.base import (DetectorAdapter, OriginScores, register_adapter,
-                                         scores_of)
+from mmcam.models.detectors.base import (DetectorAdapter, OriginScores, best_first,
+                                         register_adapter, scores_of)
 from mmcam.models.detectors.dense import level_layers
 from mmcam.structures import Detections, Sample
 
@@ -83,11 +83,7 @@ class TwoStageAdapter(DetectorAdapter):
         # Every RoI's decoded boxes and scores before NMS, as predict_by_feat computes them.
         every = self.bbox_head.predict_by_feat((out_rois, ), (cls, ), (boxes, ), [meta], None,
                                                rescale=True)[0]
-        order = torch.argsort(kept.scores, descending=True)
-        if topk is not None and topk >= 0:
-            order = order[:topk]
-        bboxes, labels = kept.bboxes[order].float(), kept.labels[order].long()
-        scores = kept.scores[order].float()
+        bboxes, labels, scores = best_first(kept, topk)  # thresholded by the box head
         origin = self._match_rois(every, bboxes, labels, scores)
         roi_boxes = rois[origin, 1:] if len(origin) else rois.new_zeros((0, 4))
         extractor = self.roi_head.bbox_roi_extractor
