@@ -17,6 +17,7 @@ mmcam learns its name. See docs/en/boxam_vis.md, "Adding a detector family".
 """
 from __future__ import annotations
 
+import copy
 from contextlib import contextmanager
 from typing import Iterator, List, Optional, Sequence, Tuple
 
@@ -90,6 +91,35 @@ class DetectorAdapter:
         ``layers`` (AblationCAM re-runs the same image many times). Yields whether it does;
         by default nothing is skipped."""
         yield False
+
+
+def head_decodes_with(model: nn.Module, head_type: type,
+                      method: str = 'predict_by_feat') -> bool:
+    """Whether ``model.bbox_head`` is a ``head_type`` that decodes with ``head_type``'s own
+    ``method`` (a subclass that overrides it decodes its own way, which an adapter must know)."""
+    head = getattr(model, 'bbox_head', None)
+    return isinstance(head, head_type) and \
+        getattr(type(head), method) is getattr(head_type, method)
+
+
+def with_score_thr(test_cfg, score_thr: float):
+    """A copy of a head's ``test_cfg`` with ``score_thr`` replaced (the head's own is kept)."""
+    cfg = copy.deepcopy(test_cfg)
+    cfg.score_thr = float(score_thr)
+    return cfg
+
+
+def origin_of(scores: torch.Tensor, score: torch.Tensor, places: torch.Tensor,
+              place: torch.Tensor) -> int:
+    """Where a kept detection came from, when the head's decoding and NMS dropped the index.
+
+    Its reported score equals its origin's (same arithmetic, so equal up to rounding); among
+    candidates with equal scores (flat images give many) the one whose place (decoded box or
+    centre, ``places[i]``) is nearest the detection's ``place`` wins.
+    """
+    diff = (scores - score).abs()
+    candidates = torch.nonzero(diff <= diff.min() + 1e-6 * max(1.0, float(score)))[:, 0]
+    return int(candidates[torch.argmin((places[candidates] - place).abs().sum(1))])
 
 
 def best_first(result, topk: int = -1, score_thr: Optional[float] = None) -> Tuple[

@@ -7,14 +7,14 @@ top-k, border and rescale) and finds that cell; :class:`HeatmapScores` reads the
 """
 from __future__ import annotations
 
-import copy
 from typing import List
 
 import numpy as np
 import torch
 from torch import nn
 
-from mmcam.models.detectors.base import DetectorAdapter, OriginScores, best_first, register_adapter
+from mmcam.models.detectors.base import (DetectorAdapter, OriginScores, best_first,
+                                         head_decodes_with, origin_of, register_adapter)
 from mmcam.models.detectors.dense import level_layers
 from mmcam.structures import Detections, Sample
 
@@ -32,9 +32,7 @@ class CenterNetAdapter(DetectorAdapter):
     @classmethod
     def supports(cls, model: nn.Module) -> bool:
         from mmdet.models.dense_heads import CenterNetHead
-        head = getattr(model, 'bbox_head', None)
-        return isinstance(head, CenterNetHead) and \
-            type(head).predict_by_feat is CenterNetHead.predict_by_feat
+        return head_decodes_with(model, CenterNetHead)
 
     def default_target_layers(self) -> List[str]:
         return level_layers(self.model, size=512)
@@ -48,9 +46,9 @@ class CenterNetAdapter(DetectorAdapter):
     def detect(self, sample: Sample, score_thr: float = 0.3, topk: int = -1) -> Detections:
         meta = sample.data_sample.metainfo
         heat, wh, offset = self.head_outputs(sample.inputs)
-        cfg = copy.deepcopy(self.head.test_cfg)
         result = self.head.predict_by_feat([heat], [wh], [offset], batch_img_metas=[meta],
-                                           rescale=True, with_nms=cfg.get('nms') is not None)[0]
+                                           rescale=True,
+                                           with_nms=self.head.test_cfg.get('nms') is not None)[0]
         bboxes, labels, scores = best_first(result, topk, score_thr)
         # The kept boxes' centres in input pixels (the border and rescale undone).
         _, _, h, w = heat.shape
@@ -62,14 +60,8 @@ class CenterNetAdapter(DetectorAdapter):
         ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing='ij')
         cell_xy = torch.stack([(xs.flatten() + 0.5) * in_w / w,
                                (ys.flatten() + 0.5) * in_h / h], 1).to(bboxes)
-        origin = []
-        for centre, label, score in zip(centres, labels, scores):
-            values = heat[0, label].flatten()
-            diff = (values - score).abs()
-            candidates = torch.nonzero(diff <= diff.min() + 1e-6 * max(1.0, float(score)))[:, 0]
-            near = (cell_xy[candidates] - centre).abs().sum(1)
-            origin.append(int(candidates[torch.argmin(near)]))
-        origin = np.asarray(origin, dtype=np.int64)
+        origin = np.asarray([origin_of(heat[0, label].flatten(), score, cell_xy, centre)
+                             for centre, label, score in zip(centres, labels, scores)], np.int64)
         return Detections(bboxes.cpu().numpy(), labels.cpu().numpy(), scores.cpu().numpy(),
                           origin, np.zeros(len(origin), np.int64),
                           cell_xy[origin].cpu().numpy().astype(np.float64)

@@ -12,7 +12,6 @@ mmyolo's heads with the same machinery.
 """
 from __future__ import annotations
 
-import copy
 from typing import List, Optional, Tuple
 
 import numpy as np
@@ -20,7 +19,8 @@ import torch
 from torch import nn
 
 from mmcam.models.detectors.base import (DetectorAdapter, OriginScores, best_first,
-                                         register_adapter, scores_of)
+                                         head_decodes_with, origin_of, register_adapter, scores_of,
+                                         with_score_thr)
 from mmcam.models.state import model_state_restored
 from mmcam.structures import Detections, Sample
 
@@ -30,8 +30,10 @@ def level_layers(model: nn.Module, size: int = 320) -> List[str]:
 
     ``extract_feat`` runs once on a blank input; for each level tensor it returns, the
     outermost module that output that very tensor is its layer (``neck.fpn_convs[i]`` of an
-    FPN, ``neck.out_layers[i]`` of a YOLO neck). A level made without a module (FPN's max
-    pooled extra level) has none: its maps come through the level it was pooled from.
+    FPN, ``neck.out_layers[i]`` of a YOLO neck), spelled with brackets as mmyolo's demo and
+    mmcam's YOLO defaults spell it (``find_module`` reads both spellings). A level made without
+    a module (FPN's max pooled extra level) has none: its maps come through the level it was
+    pooled from.
     """
     names = {module: name for name, module in model.named_modules()}
     producer = {}
@@ -59,7 +61,7 @@ def level_layers(model: nn.Module, size: int = 320) -> List[str]:
 
 
 def _indexed(name: str) -> str:
-    """``neck.fpn_convs.0`` -> ``neck.fpn_convs[0]``, the spelling --preview-model prints."""
+    """``neck.fpn_convs.0`` -> ``neck.fpn_convs[0]``."""
     parts = name.split('.')
     out = parts[0]
     for part in parts[1:]:
@@ -137,11 +139,10 @@ class DensePriorAdapter(DetectorAdapter):
 
     def predict(self, outs: tuple, meta: dict, score_thr: float):
         """The head's own decoding, thresholding and NMS (rescaled to the original image)."""
-        cfg = copy.deepcopy(self.head.test_cfg)
-        cfg.score_thr = float(score_thr)
         cls_scores, boxes, factors = self.split(outs)
         return self.head.predict_by_feat(cls_scores, boxes, factors, batch_img_metas=[meta],
-                                         cfg=cfg, rescale=True, with_nms=True)[0]
+                                         cfg=with_score_thr(self.head.test_cfg, score_thr),
+                                         rescale=True, with_nms=True)[0]
 
     def strides(self) -> List[Tuple[float, float]]:
         strides = getattr(self.head, 'featmap_strides', None) or self.head.prior_generator.strides
@@ -163,14 +164,12 @@ class DensePriorAdapter(DetectorAdapter):
                       labels: torch.Tensor, scores: torch.Tensor) -> np.ndarray:
         """Find the prior each kept box was decoded from.
 
-        NMS drops the index, so it is recovered: the box's confidence equals its prior's
-        (same arithmetic, so equal up to rounding), and among priors with equal confidence
-        (flat images can give many) the one whose decoded box is the kept box wins.
+        NMS drops the index: :func:`origin_of` recovers it from the confidence and, among
+        equal ones, the decoded box.
         """
         if len(labels) == 0:
             return np.zeros((0,), np.int64)
         conf = self.confidences(outs)
-        decoded = self.decoded_boxes(outs, meta)
         # The kept boxes back in network-input pixels (predict_by_feat's rescale, undone).
         sx, sy = np.asarray(meta.get('scale_factor', (1.0, 1.0)), dtype=np.float64).reshape(-1)[:2]
         top, _, left, _ = (np.asarray(meta['pad_param'], dtype=np.float64).reshape(-1)[:4]
@@ -178,19 +177,13 @@ class DensePriorAdapter(DetectorAdapter):
         scale = bboxes.new_tensor([sx, sy, sx, sy])
         shift = bboxes.new_tensor([left, top, left, top])
         boxes_in = bboxes * scale + shift
-        # Kept boxes were clamped to the original image: clamp the candidates the same way.
+        # Kept boxes were clamped to the original image: clamp the decoded ones the same way.
         ori_h, ori_w = meta['ori_shape'][:2]
-        lo_x, lo_y = left, top
-        hi_x, hi_y = left + ori_w * sx, top + ori_h * sy
-        index = []
-        for box, label, score in zip(boxes_in, labels, scores):
-            diff = (conf[:, label] - score).abs()
-            candidates = torch.nonzero(diff <= diff.min() + 1e-6 * max(1.0, float(score)))[:, 0]
-            cand = decoded[candidates].clone()
-            cand[:, 0::2] = cand[:, 0::2].clamp(lo_x, hi_x)
-            cand[:, 1::2] = cand[:, 1::2].clamp(lo_y, hi_y)
-            index.append(int(candidates[torch.argmin((cand - box).abs().sum(1))]))
-        return np.asarray(index, dtype=np.int64)
+        decoded = self.decoded_boxes(outs, meta)
+        decoded[:, 0::2] = decoded[:, 0::2].clamp(left, left + ori_w * sx)
+        decoded[:, 1::2] = decoded[:, 1::2].clamp(top, top + ori_h * sy)
+        return np.asarray([origin_of(conf[:, label], score, decoded, box)
+                           for box, label, score in zip(boxes_in, labels, scores)], np.int64)
 
     def _cells(self, outs: tuple, prior_index: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """Pyramid level and grid-cell centre (network-input pixels) of flat prior indices."""
@@ -226,10 +219,9 @@ class DenseHeadAdapter(DensePriorAdapter):
     def supports(cls, model: nn.Module) -> bool:
         from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
         head = getattr(model, 'bbox_head', None)
-        kind = type(head)
-        return (isinstance(head, BaseDenseHead) and not kind.__module__.startswith('mmyolo')
-                and kind.predict_by_feat is BaseDenseHead.predict_by_feat
-                and kind._predict_by_feat_single is BaseDenseHead._predict_by_feat_single
+        return (head_decodes_with(model, BaseDenseHead)
+                and head_decodes_with(model, BaseDenseHead, '_predict_by_feat_single')
+                and not type(head).__module__.startswith('mmyolo')
                 and hasattr(head, 'prior_generator') and hasattr(head, 'bbox_coder'))
 
     def __init__(self, model: nn.Module) -> None:
@@ -277,9 +269,7 @@ class MMDetYOLOXAdapter(DensePriorAdapter):
     @classmethod
     def supports(cls, model: nn.Module) -> bool:
         from mmdet.models.dense_heads import YOLOXHead
-        head = getattr(model, 'bbox_head', None)
-        return isinstance(head, YOLOXHead) and \
-            type(head).predict_by_feat is YOLOXHead.predict_by_feat
+        return head_decodes_with(model, YOLOXHead)
 
     def decoded_boxes(self, outs: tuple, meta: dict) -> torch.Tensor:
         cls_scores = outs[0]
@@ -300,9 +290,7 @@ class YOLOv3Adapter(DensePriorAdapter):
     @classmethod
     def supports(cls, model: nn.Module) -> bool:
         from mmdet.models.dense_heads import YOLOV3Head
-        head = getattr(model, 'bbox_head', None)
-        return isinstance(head, YOLOV3Head) and \
-            type(head).predict_by_feat is YOLOV3Head.predict_by_feat
+        return head_decodes_with(model, YOLOV3Head)
 
     @property
     def class_channels(self) -> int:
@@ -330,12 +318,11 @@ class YOLOv3Adapter(DensePriorAdapter):
         return self.head.bbox_coder.decode(anchors, raw, strides[:, None])
 
     def predict(self, outs: tuple, meta: dict, score_thr: float):
-        cfg = copy.deepcopy(self.head.test_cfg)
-        cfg.score_thr = float(score_thr)
         # predict_by_feat squashes the centre outputs in place: give it copies
         return self.head.predict_by_feat(tuple(p.clone() for p in outs[0]),
-                                         batch_img_metas=[meta], cfg=cfg, rescale=True,
-                                         with_nms=True)[0]
+                                         batch_img_metas=[meta],
+                                         cfg=with_score_thr(self.head.test_cfg, score_thr),
+                                         rescale=True, with_nms=True)[0]
 
     def strides(self) -> List[Tuple[float, float]]:
         return [(s, s) for s in self.head.featmap_strides]

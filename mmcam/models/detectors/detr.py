@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mmcam.models.detectors.base import (DetectorAdapter, OriginScores, best_first,
+from mmcam.models.detectors.base import (DetectorAdapter, OriginScores, best_first, origin_of,
                                          register_adapter, scores_of)
 from mmcam.models.detectors.dense import level_layers
 from mmcam.structures import Detections, Sample
@@ -59,6 +59,7 @@ class QueryAdapter(DetectorAdapter):
 
     @torch.no_grad()
     def detect(self, sample: Sample, score_thr: float = 0.3, topk: int = -1) -> Detections:
+        from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
         meta = sample.data_sample.metainfo
         #: The data sample (its input shape and padding) that QueryScores re-runs with.
         self.data_sample = sample.data_sample
@@ -69,19 +70,13 @@ class QueryAdapter(DetectorAdapter):
         conf = self.confidences(cls)
         # every query's box in input pixels, then as predict_by_feat rescales it
         h, w = meta['img_shape'][:2]
-        xyxy = torch.cat([boxes[:, :2] - boxes[:, 2:] / 2, boxes[:, :2] + boxes[:, 2:] / 2], 1)
-        xyxy = xyxy * xyxy.new_tensor([w, h, w, h])
+        xyxy = bbox_cxcywh_to_xyxy(boxes) * boxes.new_tensor([w, h, w, h])
         xyxy[:, 0::2] = xyxy[:, 0::2].clamp(0, w)
         xyxy[:, 1::2] = xyxy[:, 1::2].clamp(0, h)
         sx, sy = np.asarray(meta.get('scale_factor', (1.0, 1.0)), np.float64).reshape(-1)[:2]
         rescaled = xyxy / xyxy.new_tensor([sx, sy, sx, sy])
-        origin = []
-        for box, label, score in zip(bboxes, labels, scores):
-            diff = (conf[:, label] - score).abs()
-            candidates = torch.nonzero(diff <= diff.min() + 1e-6 * max(1.0, float(score)))[:, 0]
-            origin.append(int(candidates[torch.argmin(
-                (rescaled[candidates] - box).abs().sum(1))]))
-        origin = np.asarray(origin, dtype=np.int64)
+        origin = np.asarray([origin_of(conf[:, label], score, rescaled, box)
+                             for box, label, score in zip(bboxes, labels, scores)], np.int64)
         centre = ((xyxy[origin, :2] + xyxy[origin, 2:]) / 2).cpu().numpy().astype(np.float64) \
             if len(origin) else np.zeros((0, 2))
         return Detections(bboxes.cpu().numpy(), labels.cpu().numpy(), scores.cpu().numpy(),

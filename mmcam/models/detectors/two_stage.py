@@ -10,15 +10,14 @@ score flows back through RoIAlign to the pyramid level its RoI was pooled from.
 """
 from __future__ import annotations
 
-import copy
 from typing import List, Sequence, Tuple
 
 import numpy as np
 import torch
 from torch import nn
 
-from mmcam.models.detectors.base import (DetectorAdapter, OriginScores, best_first,
-                                         register_adapter, scores_of)
+from mmcam.models.detectors.base import (DetectorAdapter, OriginScores, best_first, origin_of,
+                                         register_adapter, scores_of, with_score_thr)
 from mmcam.models.detectors.dense import level_layers
 from mmcam.structures import Detections, Sample
 
@@ -76,10 +75,9 @@ class TwoStageAdapter(DetectorAdapter):
         proposals = self.model.rpn_head.predict(feats, [sample.data_sample], rescale=False)[0]
         rois = bbox2roi([proposals.bboxes])
         out_rois, cls, boxes = self.roi_outputs(feats, rois, [meta], [len(rois)])
-        cfg = copy.deepcopy(self.roi_head.test_cfg)
-        cfg.score_thr = float(score_thr)
-        kept = self.bbox_head.predict_by_feat((out_rois, ), (cls, ), (boxes, ), [meta], cfg,
-                                              rescale=True)[0]
+        kept = self.bbox_head.predict_by_feat(
+            (out_rois, ), (cls, ), (boxes, ), [meta],
+            with_score_thr(self.roi_head.test_cfg, score_thr), rescale=True)[0]
         # Every RoI's decoded boxes and scores before NMS, as predict_by_feat computes them.
         every = self.bbox_head.predict_by_feat((out_rois, ), (cls, ), (boxes, ), [meta], None,
                                                rescale=True)[0]
@@ -103,11 +101,9 @@ class TwoStageAdapter(DetectorAdapter):
         agnostic = self.bbox_head.reg_class_agnostic
         index = []
         for box, label, score in zip(bboxes, labels, scores):
-            diff = (every.scores[:, label] - score).abs()
-            candidates = torch.nonzero(diff <= diff.min() + 1e-6 * max(1.0, float(score)))[:, 0]
             col = 0 if agnostic else int(label) * 4
-            cand = every.bboxes[candidates, col:col + 4]
-            index.append(int(candidates[torch.argmin((cand - box).abs().sum(1))]))
+            index.append(origin_of(every.scores[:, label], score,
+                                   every.bboxes[:, col:col + 4], box))
         return np.asarray(index, dtype=np.int64)
 
     def box_scores(self, detections: Detections, kind: str = 'logit',

@@ -6,14 +6,13 @@ times the objectness. The boxes are letterboxed (``pad_param``) and rescaled by 
 """
 from __future__ import annotations
 
-import copy
 from contextlib import contextmanager
 from typing import Iterator, List, Optional, Sequence
 
 import torch
 from torch import nn
 
-from mmcam.models.detectors.base import register_adapter
+from mmcam.models.detectors.base import head_decodes_with, register_adapter, with_score_thr
 from mmcam.models.detectors.dense import DensePriorAdapter
 
 
@@ -28,9 +27,7 @@ class YOLOAdapter(DensePriorAdapter):
     @classmethod
     def supports(cls, model: nn.Module) -> bool:
         from mmyolo.models.dense_heads import YOLOv5Head
-        head = getattr(model, 'bbox_head', None)
-        return (isinstance(head, YOLOv5Head)
-                and type(head).predict_by_feat is YOLOv5Head.predict_by_feat)
+        return head_decodes_with(model, YOLOv5Head)
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__(model)
@@ -63,10 +60,9 @@ class YOLOAdapter(DensePriorAdapter):
                                       self.flatten_regression(outs)[:1], strides)[0]
 
     def predict(self, outs: tuple, meta: dict, score_thr: float):
-        cfg = copy.deepcopy(self.head.test_cfg)
-        cfg.score_thr = float(score_thr)
-        return self.head.predict_by_feat(*outs, batch_img_metas=[meta], cfg=cfg, rescale=True,
-                                         with_nms=True)[0]
+        return self.head.predict_by_feat(*outs, batch_img_metas=[meta],
+                                         cfg=with_score_thr(self.head.test_cfg, score_thr),
+                                         rescale=True, with_nms=True)[0]
 
     @contextmanager
     def replay(self, inputs: torch.Tensor, layers: Sequence[nn.Module]) -> Iterator[bool]:
