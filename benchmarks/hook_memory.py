@@ -13,37 +13,12 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import threading
 import time
 from pathlib import Path
 
+from long_run import rss_at, sampled_run  # benchmarks/ is on the path when run as a script
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def rss_mib() -> float:
-    with open('/proc/self/statm') as f:
-        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2 ** 20
-
-
-def sampled(run, work_dir: Path):
-    """Run ``run()``, sampling (pictures written, RSS MiB) every 0.2 s."""
-    samples, done = [], threading.Event()
-
-    def sample():
-        while not done.is_set():
-            count = sum(1 for _ in work_dir.glob('*/vis_data/vis_image/*.png'))
-            samples.append((count, rss_mib()))
-            time.sleep(0.2)
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    try:
-        run()
-    finally:
-        done.set()
-        thread.join()
-    # the sampling thread may not run often on a busy machine: one last sample after the run
-    samples.append((sum(1 for _ in work_dir.glob('*/vis_data/vis_image/*.png')), rss_mib()))
-    return samples
 
 
 def runner_cfg(config: str, checkpoint: str, data_root: Path, work_dir: Path, hooks: list,
@@ -93,10 +68,10 @@ def main() -> None:
     print('| --- | ---: | ---: | ---: | ---: |')
     for name, cfg in runs:
         work_dir = Path(cfg.work_dir)
-        samples = sampled(lambda: Runner.from_cfg(cfg).test(), work_dir)
-        pictures = max(c for c, _ in samples)
-        early = max(r for c, r in samples if c <= 50)
-        late = max(r for _, r in samples)
+        _, samples = sampled_run(lambda: Runner.from_cfg(cfg).test(), work_dir)  # metrics unused
+        # counted after the run: the sampling thread may not run often on a busy machine
+        pictures = sum(1 for _ in work_dir.glob('*/vis_data/vis_image/*.png'))
+        early, late = rss_at(samples, 50), max(r for _, r in samples)
         print(f'| {name} | {pictures} | {early:.0f} MiB | {late:.0f} MiB | '
               f'{(late - early) / early:+.1%} |', flush=True)
 
