@@ -189,13 +189,8 @@ def test_a_folder_of_awkward_images_is_written_except_the_unreadable(tmp_path, c
 def test_a_long_run_holds_no_more_memory_than_a_short_one(tmp_path, capsys):
     """Loosely (benchmarks/long_run.py measures 500 images): running a folder of 40 images
     again in the same process leaves the resident memory where the first run left it."""
-    import os
-
+    from _memory import rss_mib
     from mmcam.datasets.digit_scenes import write_classification
-
-    def rss_mib() -> float:
-        with open('/proc/self/statm') as f:
-            return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2 ** 20
 
     write_classification(str(tmp_path / 'imgs'), 'test', 40, seed=3)
     after = []

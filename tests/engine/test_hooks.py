@@ -174,24 +174,33 @@ def test_featmap_hook_draws_pyramid_levels_of_a_classifier(tmp_path, tiny_classi
     assert cv2.imread(str(pictures[0])).std() > 0
 
 
+def _demo_classifier_cfg(repo_root: Path, name: str, tmp_path: Path, batch_size: int,
+                         hooks: list, imports=('mmcam', )) -> Config:
+    """A demo classifier's config, testing its trained checkpoint on ``tmp_path/data`` into
+    ``tmp_path/work`` with ``hooks``."""
+    cfg = Config.fromfile(str(repo_root / 'configs' / 'demo' / f'{name}.py'))
+    cfg.work_dir = str(tmp_path / 'work')
+    cfg.load_from = str(repo_root / 'demo' / 'checkpoints' / f'{name}.pth')
+    cfg.test_dataloader.dataset.data_root = str(tmp_path / 'data')
+    cfg.test_dataloader.update(num_workers=0, persistent_workers=False, batch_size=batch_size)
+    cfg.visualizer.name = f'visualizer_{tmp_path}'
+    cfg.log_level = 'WARNING'
+    cfg.custom_imports = dict(imports=list(imports), allow_failed_imports=False)
+    cfg.custom_hooks = hooks
+    return cfg
+
+
 def test_hooks_on_vit_tokens(tmp_path, repo_root):
     """The trained demo ViT in a Runner test loop: its blocks output (B, 65, C) tokens, which the
     hooks lay out on the 8 x 8 patch grid (the class token left out), as the CLIs do."""
     from mmcam.datasets.digit_scenes import write_classification
     write_classification(str(tmp_path / 'data'), 'test', 4, seed=5)
-    cfg = Config.fromfile(str(repo_root / 'configs' / 'demo' / 'cls_vit.py'))
-    cfg.work_dir = str(tmp_path / 'work')
-    cfg.load_from = str(repo_root / 'demo' / 'checkpoints' / 'cls_vit.pth')
-    cfg.test_dataloader.dataset.data_root = str(tmp_path / 'data')
-    cfg.test_dataloader.update(num_workers=0, persistent_workers=False, batch_size=2)
-    cfg.visualizer.name = f'visualizer_{tmp_path}'
-    cfg.log_level = 'WARNING'
-    cfg.custom_imports = dict(imports=['mmcam', 'mmcam.models'], allow_failed_imports=False)
-    cfg.custom_hooks = [dict(type='mmcam.FeatMapVisualizationHook', phases=['test'],
-                             target_layers=['backbone.layers.1'],
-                             channel_reduction='squeeze_mean', max_samples=2),
-                        dict(type='mmcam.CAMVisualizationHook', phases=['test'],
-                             methods=['GradCAM'], max_samples=2)]
+    cfg = _demo_classifier_cfg(repo_root, 'cls_vit', tmp_path, batch_size=2, hooks=[
+        dict(type='mmcam.FeatMapVisualizationHook', phases=['test'],
+             target_layers=['backbone.layers.1'], channel_reduction='squeeze_mean',
+             max_samples=2),
+        dict(type='mmcam.CAMVisualizationHook', phases=['test'], methods=['GradCAM'],
+             max_samples=2)], imports=['mmcam', 'mmcam.models'])
     Runner.from_cfg(cfg).test()
     pictures = _pictures(tmp_path / 'work')
     assert sorted(p.name.split('_')[0] for p in pictures) == ['cam'] * 2 + ['featmap'] * 2, \
@@ -501,26 +510,13 @@ def test_a_long_validation_with_hooks_holds_no_more_memory(tmp_path, repo_root):
     """Loosely (benchmarks/hook_memory.py measures 300 images): testing 16 images again and
     again with the three hooks drawing every sample leaves the resident memory where the
     previous run left it."""
-    import os
-
+    from _memory import rss_mib
     from mmcam.datasets.digit_scenes import write_classification
-
-    def rss_mib() -> float:
-        with open('/proc/self/statm') as f:
-            return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2 ** 20
-
     write_classification(str(tmp_path / 'data'), 'test', 16, seed=6)
-    cfg = Config.fromfile(str(repo_root / 'configs' / 'demo' / 'cls_resnet.py'))
-    cfg.work_dir = str(tmp_path / 'work')
-    cfg.load_from = str(repo_root / 'demo' / 'checkpoints' / 'cls_resnet.pth')
-    cfg.test_dataloader.dataset.data_root = str(tmp_path / 'data')
-    cfg.test_dataloader.update(num_workers=0, persistent_workers=False, batch_size=8)
-    cfg.visualizer.name = f'visualizer_{tmp_path}'
-    cfg.log_level = 'WARNING'
-    cfg.custom_imports = dict(imports=['mmcam'], allow_failed_imports=False)
-    cfg.custom_hooks = [dict(type='mmcam.CAMVisualizationHook', phases=['test'], max_samples=16),
-                        dict(type='mmcam.FeatMapVisualizationHook', phases=['test'],
-                             max_samples=16, target_layers=['backbone.layer4'])]
+    cfg = _demo_classifier_cfg(repo_root, 'cls_resnet', tmp_path, batch_size=8, hooks=[
+        dict(type='mmcam.CAMVisualizationHook', phases=['test'], max_samples=16),
+        dict(type='mmcam.FeatMapVisualizationHook', phases=['test'], max_samples=16,
+             target_layers=['backbone.layer4'])])
     runner = Runner.from_cfg(cfg)
     after = []
     for _ in range(3):
