@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 from pytorch_grad_cam.base_cam import BaseCAM
-from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
+
+from mmcam.cams.eigen import first_component_projection
 
 #: Guards the GradCAM++ alpha against a zero denominator (the value grad-cam uses).
 EPS = 1e-6
@@ -30,7 +31,7 @@ class SpatialGradCAM(BaseCAM):
     def get_cam_image(self, input_tensor, target_layer, targets, activations, grads,
                       eigen_smooth: bool = False) -> np.ndarray:
         weighted = self.spatial_weights(activations, grads) * activations
-        return get_2d_projection(weighted) if eigen_smooth else weighted.sum(axis=1)
+        return first_component_projection(weighted) if eigen_smooth else weighted.sum(axis=1)
 
 
 class SpatialGradCAMPlusPlus(SpatialGradCAM):

@@ -12,6 +12,7 @@ from pytorch_grad_cam.base_cam import BaseCAM
 
 from _cam_models import (CLASSES, assert_valid_map, make_checkpoint, small_config,
                          write_photo)
+from _signed_projection import grad_cam_signed_like_mmcam
 from mmcam.apis import CAMInferencer, InputError, LoadedModel
 from mmcam.cams import TokenReshape, get_method, method_names
 from mmcam.cams.methods import transformer_method_names
@@ -370,8 +371,9 @@ def test_held_out_digit_scenes_peak_inside_the_digit(name, layers):
 
 @pytest.mark.parametrize('method', ['EigenCAM', 'EigenGradCAM', 'ShapleyCAM'])
 def test_native_methods_equal_grad_cams_on_feature_maps(small_cnn, method):
-    """mmcam's own EigenCAM/EigenGradCAM (reduced SVD) and ShapleyCAM (which only changes what
-    happens to tokens) give grad-cam's maps on (B, C, H, W) layers."""
+    """mmcam's own EigenCAM/EigenGradCAM (a small eigenproblem, mmcam's sign: see
+    tests/cams/test_eigen.py) and ShapleyCAM (which only changes what happens to tokens) give
+    grad-cam's maps on (B, C, H, W) layers."""
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
     inferencer, image = small_cnn
     assert get_method(method) is not getattr(pytorch_grad_cam, method)
@@ -379,7 +381,8 @@ def test_native_methods_equal_grad_cams_on_feature_maps(small_cnn, method):
     x = inferencer.loaded.prepare([image])[0].inputs.detach().requires_grad_(True)
     cam = getattr(pytorch_grad_cam, method)(inferencer.model, inferencer.target_layers)
     try:
-        theirs = cam(input_tensor=x, targets=[ClassifierOutputTarget(res.pred_label)])[0]
+        with grad_cam_signed_like_mmcam():
+            theirs = cam(input_tensor=x, targets=[ClassifierOutputTarget(res.pred_label)])[0]
     finally:
         cam.activations_and_grads.release()
     assert theirs.max() > 0

@@ -16,6 +16,7 @@ import pytorch_grad_cam
 import torch
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
+from _signed_projection import grad_cam_signed_like_mmcam
 from mmcam.apis import CAMInferencer
 from mmcam.cams import ablation, gradient, score
 from mmcam.cams.methods import get_method, register_method
@@ -73,9 +74,9 @@ def test_gradient_methods_equal_grad_cam(model, method):
 
 
 @pytest.mark.parametrize('method', ['GradCAM', 'LayerCAM'])
-def test_eigen_smooth_with_the_reduced_svd_equals_grad_cam(resnet, method):
+def test_eigen_smooth_equals_grad_cam_with_mmcam_sign(resnet, method):
     native = _maps(resnet, method, eigen_smooth=True)
-    with grad_cam_class(method):
+    with grad_cam_class(method), grad_cam_signed_like_mmcam():
         reference = _maps(resnet, method, eigen_smooth=True)
     assert native.std() > 0
     np.testing.assert_allclose(native, reference, atol=1e-4)
