@@ -13,7 +13,7 @@ A model is loaded once by :class:`BoxAMInferencer` and reused for every image.
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from typing import List, Optional, Sequence, Union
 
 import numpy as np
@@ -140,15 +140,22 @@ class BoxAMInferencer:
 
     def _explain(self, sample: Sample) -> BoxAMResult:
         named = dict(zip(self.layer_names, self.layers))
-        with capture_outputs(named) as outputs:
+        gradients = self.box_method.uses_gradients
+        with ExitStack() as stack:
+            # Gradient methods keep the layers' outputs with their graph, and the scores
+            # reuse the detection's backbone and neck pass: one forward pass per image.
+            outputs = stack.enter_context(capture_outputs(named, detach=not gradients))
+            if gradients:
+                stack.enter_context(self.adapter.features_once(sample.inputs))
             dets = self.adapter.detect(sample, self.score_thr, self.topk)
-        self._check_layers(outputs, sample)
-        seen = sample.geometry.seen_mask()
-        if len(dets) == 0:
-            h, w = sample.image.shape[:2]
-            return BoxAMResult(sample, dets, np.zeros((0, h, w), np.float32),
-                               np.zeros((h, w), np.float32), seen)
-        input_maps = finite_maps(self.input_maps(sample, dets), f'The {self.method} box map')
+            self._check_layers(outputs, sample)
+            seen = sample.geometry.seen_mask()
+            if len(dets) == 0:
+                h, w = sample.image.shape[:2]
+                return BoxAMResult(sample, dets, np.zeros((0, h, w), np.float32),
+                                   np.zeros((h, w), np.float32), seen)
+            input_maps = self.input_maps(sample, dets, outputs)
+        input_maps = finite_maps(input_maps, f'The {self.method} box map')
         # One array filled in place: on a large photo each map is hundreds of megabytes.
         box_maps = np.empty((len(input_maps), ) + seen.shape, np.float32)
         for i, input_map in enumerate(input_maps):
@@ -159,11 +166,14 @@ class BoxAMInferencer:
             box_maps = normalise_in_boxes(box_maps, dets.bboxes)
         return BoxAMResult(sample, dets, box_maps, combine_maps(box_maps, self.combine), seen)
 
-    def input_maps(self, sample: Sample, dets: Detections) -> np.ndarray:
-        """(N, H_in, W_in) maps in network-input pixels, one per detection."""
+    def input_maps(self, sample: Sample, dets: Detections, outputs: Optional[dict] = None
+                   ) -> np.ndarray:
+        """(N, H_in, W_in) maps in network-input pixels, one per detection. ``outputs``: the
+        target layers' outputs in the detection's pass, for the gradient methods (without
+        them the scores run their own forward pass)."""
         method = self.box_method
         if method.uses_gradients:
-            return self._gradient_maps(sample, dets)
+            return self._gradient_maps(sample, dets, outputs or {})
         scorer = self.adapter.box_scores(dets, method.score or 'confidence')
         if method.cam is BoxAblationCAM:
             # A fresh layer per run: grad-cam's default instance is shared by every AblationCAM.
@@ -192,8 +202,9 @@ class BoxAMInferencer:
                 maps.extend(cam(inputs, targets=[ClassifierOutputTarget(i) for i in ids]))
         return np.stack(maps).astype(np.float32)
 
-    def _gradient_maps(self, sample: Sample, dets: Detections) -> np.ndarray:
-        """Gradient methods: one forward pass, then one backward pass per explained scalar."""
+    def _gradient_maps(self, sample: Sample, dets: Detections, outputs: dict) -> np.ndarray:
+        """Gradient methods: the detection's forward pass (``outputs``: the target layers'
+        outputs in it), then one backward pass per explained scalar."""
         n = len(dets)
         explain = self.explain_what
         # Columns of the scorer's output: the N class logits, then each box's 4 regressions.
@@ -204,7 +215,8 @@ class BoxAMInferencer:
         cam = self.box_method.cam(scorer, self.layers, reshape_transform=self.reshape)
         with cam:
             return per_target_cams(cam, sample.inputs, [
-                [lambda out, c=c: out[0, c] for c in cols] for cols in columns])
+                [lambda out, c=c: out[0, c] for c in cols] for cols in columns],
+                earlier=[outputs.get(name) for name in self.layer_names])
 
     def draw(self, result: BoxAMResult, per_box: bool = False, alpha: float = 0.5,
              numbered: bool = False) -> np.ndarray:

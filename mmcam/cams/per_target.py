@@ -3,7 +3,9 @@
 grad-cam's ``BaseCAM`` explains a batch: one copy of the input per target, so N targets of one
 image cost N forward and N backward passes. Box AM explains every detection of one image, so
 here the image goes forward once and each target's gradient at the target layers comes from
-``torch.autograd.grad`` with the graph kept. The maps are made by the method's own
+``torch.autograd.grad`` with the graph kept. A target layer that the model's forward pass does
+not run again (box AM shares the backbone and neck pass of the detection: the adapter's
+``features_once``) is read from the activations the caller kept from that pass. The maps are made by the method's own
 ``get_cam_image`` and post-processed as ``BaseCAM`` does (ReLU, min-max scale, resize to the
 input, mean over layers, rescale), so they equal grad-cam's maps for one input copy per target.
 
@@ -12,7 +14,7 @@ the target's map is their element-wise maximum.
 """
 from __future__ import annotations
 
-from typing import Callable, List, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -23,8 +25,8 @@ from pytorch_grad_cam.utils.image import scale_cam_image
 Scalar = Callable[[torch.Tensor], torch.Tensor]
 
 
-def per_target_cams(cam: BaseCAM, inputs: torch.Tensor,
-                    targets: Sequence[Sequence[Scalar]]) -> np.ndarray:
+def per_target_cams(cam: BaseCAM, inputs: torch.Tensor, targets: Sequence[Sequence[Scalar]],
+                    earlier: Optional[Sequence[Any]] = None) -> np.ndarray:
     """``(len(targets), H, W)`` maps in input pixels, float32 in [0, 1].
 
     Args:
@@ -32,6 +34,8 @@ def per_target_cams(cam: BaseCAM, inputs: torch.Tensor,
             (``get_cam_image``, ``aggregate_multi_layers``) is used, its own hooks are released.
         inputs: one input, ``(1, 3, H, W)``.
         targets: per map, the scalars whose maps are combined by their maximum.
+        earlier: per target layer, its output (graph included) from an earlier pass of the
+            same graph, used where this forward pass does not run the layer.
     """
     cam.activations_and_grads.release()
     layers, reshape = list(cam.target_layers), cam.reshape_transform
@@ -49,6 +53,9 @@ def per_target_cams(cam: BaseCAM, inputs: torch.Tensor,
     finally:
         for handle in handles:
             handle.remove()
+    for i, act in enumerate(earlier or []):
+        if acts[i] is None and act is not None:
+            acts[i] = reshape(act) if reshape is not None else act
     if any(a is None or not a.requires_grad for a in acts):
         raise RuntimeError('a target layer did not run, or its output has no gradient')
     activations = [a.detach().cpu().numpy() for a in acts]

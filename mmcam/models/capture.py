@@ -28,14 +28,16 @@ def _detach(output: Any) -> Any:
 
 
 @contextmanager
-def capture_outputs(modules: Mapping[str, nn.Module]) -> Iterator[Dict[str, Any]]:
+def capture_outputs(modules: Mapping[str, nn.Module], detach: bool = True
+                    ) -> Iterator[Dict[str, Any]]:
     """Record each named module's output while the block runs.
 
     Args:
         modules: ``{name: module}``; the names are the keys of the yielded dict.
+        detach: keep detached tensors (``False``: the outputs themselves, with their graph).
 
     Yields:
-        A dict that fills up as the model runs: ``name -> output`` (detached tensors, or the
+        A dict that fills up as the model runs: ``name -> output`` (tensors, or the
         tuple/list of them that the module returned). A module called several times in one
         pass keeps its last output.
 
@@ -50,7 +52,7 @@ def capture_outputs(modules: Mapping[str, nn.Module]) -> Iterator[Dict[str, Any]
 
     def make_hook(name: str):
         def hook(module: nn.Module, args: Any, output: Any) -> None:
-            outputs[name] = _detach(output)
+            outputs[name] = _detach(output) if detach else output
         return hook
 
     try:

@@ -12,6 +12,9 @@ one RoI, a query-based one from one query. An adapter hides that behind four cal
 * :meth:`DetectorAdapter.box_scores` -- a module ``inputs (B, 3, H, W) -> (B, N)`` giving each
   detection's own score at its origin (and, on request, its box outputs), differentiably.
 
+Both start from the detector's ``extract_feat``, which :meth:`DetectorAdapter.features_once`
+lets them share (one backbone and neck pass per image for the gradient methods).
+
 Adding a family is one new subclass decorated with :func:`register_adapter`; nothing else in
 mmcam learns its name. See docs/en/boxam_vis.md, "Adding a detector family".
 """
@@ -84,6 +87,36 @@ class DetectorAdapter:
         """A module ``inputs -> (B, N)``: each detection's score at its origin; with
         ``regression``, ``(B, 5N)``: the N scores, then each box's 4 raw box outputs."""
         raise NotImplementedError
+
+    @contextmanager
+    def features_once(self, inputs: torch.Tensor) -> Iterator[None]:
+        """While open, the detector's ``extract_feat(inputs)`` (backbone and neck) runs once,
+        with gradients, and every later call with the same ``inputs`` returns those features,
+        graph included: detection and the per-box scores of gradient box AM share one pass.
+
+        Every family's ``detect`` and score module start from ``model.extract_feat``; only what
+        comes after it (the head, or the RoI or query head) runs again.
+        """
+        model, kept = self.model, []
+        extract_feat = model.extract_feat
+
+        def once(x: torch.Tensor, *args, **kwargs):
+            if x is not inputs or args or kwargs:
+                return extract_feat(x, *args, **kwargs)
+            if not kept:
+                with torch.enable_grad():
+                    kept.append(extract_feat(x))
+            return kept[0]
+
+        shadowed = vars(model).get('extract_feat')
+        model.extract_feat = once
+        try:
+            yield
+        finally:
+            if shadowed is None:
+                del model.extract_feat
+            else:
+                model.extract_feat = shadowed
 
     @contextmanager
     def replay(self, inputs: torch.Tensor, layers: Sequence[nn.Module]) -> Iterator[bool]:
