@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import warnings
 from contextlib import ExitStack, contextmanager
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Union
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -268,6 +268,38 @@ class CAMInferencer:
             stack.enter_context(torch.no_grad())
             return self.model(inputs)
 
+    def _method_maps(self, name: str, inputs: torch.Tensor, targets: Optional[list],
+                     eigen_smooth: bool, aug_smooth: bool) -> Tuple[np.ndarray, torch.Tensor]:
+        """One method on a batch: its maps, and the model's output in its forward pass
+        (``targets`` None: each row's predicted class)."""
+        with cam_session(name, self.model, self.target_layers, self.reshape,
+                         token_layers=self.reshape.kind == 'tokens') as cam, \
+                patch_grid_probe(self.classifier.backbone, [self.reshape], inputs.shape[-2:]), \
+                activation_gradients_only(self.model, not needs_weight_graph(name)):
+            kwargs = dict(eigen_smooth=eigen_smooth)
+            if aug_smooth:
+                if not supports_aug_smooth(cam):
+                    raise InputError(f'--aug-smooth is not supported by {type(cam).__name__}; '
+                                     'expected a BaseCAM method such as GradCAM. Leave out '
+                                     '--aug-smooth for this method.')
+                kwargs['aug_smooth'] = True
+            # The input requires grad so the graph exists although no weight does.
+            try:
+                maps = cam(input_tensor=inputs.detach().requires_grad_(True), targets=targets,
+                           **kwargs)
+            except InputError:
+                raise
+            except Exception as err:  # a method that does not fit this model's layers
+                first = (str(err).strip().splitlines() or [''])[0][:200]
+                raise InputError(
+                    f'--method {type(cam).__name__} failed on {type(self.classifier).__name__}'
+                    f' at {", ".join(self.target_layer_names)} ({type(err).__name__}: '
+                    f'{first}); expected a method that fits this model: try GradCAM or '
+                    'another --target-layers (--debug shows the traceback).') from err
+            outputs = getattr(cam, 'outputs', None)
+            return (np.asarray(maps, dtype=np.float32),
+                    outputs.detach() if torch.is_tensor(outputs) else outputs)
+
     def _run_batch(self, samples: List[Sample], methods: List[str],
                    categories: Optional[List[int]], eigen_smooth: bool, aug_smooth: bool,
                    guided: bool) -> Iterator[CAMResult]:
@@ -279,42 +311,25 @@ class CAMInferencer:
                        categories: Optional[List[int]], eigen_smooth: bool, aug_smooth: bool,
                        guided: bool) -> Iterator[CAMResult]:
         inputs = torch.cat([s.inputs for s in samples])
-        logits = self._probe(inputs)
+        per_method = {}
+        first = get_method(methods[0])
+        if categories is None and not aug_smooth and getattr(first, 'one_pass_scores', False):
+            # The first method's own forward pass gives the scores (its targets: each image's
+            # predicted class), so no probe pass runs before it.
+            maps, logits = self._method_maps(methods[0], inputs, None, eigen_smooth, False)
+            per_method[first.__name__] = maps
+        else:
+            logits = self._probe(inputs)
         scores = self.model.scores(logits).cpu().numpy()
-        token_layers = self.reshape.kind == 'tokens'
         # One row per (image, category): all of them explained in one grad-cam call.
         rows = [(i, c) for i in range(len(samples))
                 for c in (categories if categories is not None else [int(scores[i].argmax())])]
         row_inputs = inputs[[i for i, _ in rows]]
         targets = [ClassifierOutputTarget(c) for _, c in rows]
-        per_method = {}
         for name in methods:
-            with cam_session(name, self.model, self.target_layers, self.reshape,
-                             token_layers=token_layers) as cam, \
-                    patch_grid_probe(self.classifier.backbone, [self.reshape],
-                                     inputs.shape[-2:]), \
-                    activation_gradients_only(self.model, not needs_weight_graph(name)):
-                kwargs = dict(eigen_smooth=eigen_smooth)
-                if aug_smooth:
-                    if not supports_aug_smooth(cam):
-                        raise InputError(f'--aug-smooth is not supported by {type(cam).__name__};'
-                                         ' expected a BaseCAM method such as GradCAM. Leave '
-                                         'out --aug-smooth for this method.')
-                    kwargs['aug_smooth'] = True
-                # The input requires grad so the graph exists although no weight does.
-                try:
-                    maps = cam(input_tensor=row_inputs.detach().requires_grad_(True),
-                               targets=targets, **kwargs)
-                except InputError:
-                    raise
-                except Exception as err:  # a method that does not fit this model's layers
-                    first = (str(err).strip().splitlines() or [''])[0][:200]
-                    raise InputError(
-                        f'--method {type(cam).__name__} failed on {type(self.classifier).__name__}'
-                        f' at {", ".join(self.target_layer_names)} ({type(err).__name__}: '
-                        f'{first}); expected a method that fits this model: try GradCAM or '
-                        'another --target-layers (--debug shows the traceback).') from err
-            per_method[get_method(name).__name__] = np.asarray(maps, dtype=np.float32)
+            if get_method(name).__name__ not in per_method:
+                per_method[get_method(name).__name__] = self._method_maps(
+                    name, row_inputs, targets, eigen_smooth, aug_smooth)[0]
         guided_maps = {}
         if guided:
             gb_model = GuidedBackpropReLUModel(self.model, self.device)

@@ -44,6 +44,11 @@ def _graph_from_here(module: torch.nn.Module, args, output):
 class TargetLayerGraph:
     """Mixin for grad-cam BaseCAM methods: the backward pass ends at the target layers."""
 
+    #: One forward pass of the batch, whose output BaseCAM keeps as ``self.outputs``; with no
+    #: targets, each row's predicted class. A caller that needs the scores reads them there
+    #: instead of running the model once more.
+    one_pass_scores = True
+
     def forward(self, input_tensor: torch.Tensor, targets: Optional[List] = None,
                 eigen_smooth: bool = False) -> np.ndarray:
         if self.compute_input_gradient or not self.detach:
