@@ -1,6 +1,6 @@
 """Re-train one of mmcam's demo models on the digit scenes, evaluate it, export it.
 
-Each model is trained by the real OpenMMLab entry point (mmpretrain's or mmyolo's
+Each model is trained by the real OpenMMLab entry point (mmpretrain's, mmyolo's or mmdet's
 ``tools/train.py``, an mmengine Runner) from ``configs/demo/<NAME>.py`` with a fixed seed.  The
 last checkpoint is exported to ``demo/checkpoints/<NAME>.pth`` (fp16 weights plus the class
 names) and that exported file is evaluated on the held-out test split; the numbers go to
@@ -34,6 +34,8 @@ MODELS: Dict[str, tuple] = {
     'det_rtmdet': ('mmyolo', 'coco/bbox_mAP_50', 0.80),
     'det_yolox': ('mmyolo', 'coco/bbox_mAP_50', 0.80),
     'det_yolov6': ('mmyolo', 'coco/bbox_mAP_50', 0.80),
+    'det_faster_rcnn': ('mmdet', 'coco/bbox_mAP_50', 0.80),
+    'det_retinanet': ('mmdet', 'coco/bbox_mAP_50', 0.80),
 }
 SEED = 0
 
