@@ -16,7 +16,8 @@ from mmcam.datasets.digit_scenes import (CLASSES, DET_SIZES, PHOTOS, SPLITS,
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CLASSIFIERS = ['cls_resnet', 'cls_vit']
-DETECTORS = ['det_yolov5', 'det_rtmdet', 'det_yolox', 'det_yolov6']
+DETECTORS = ['det_yolov5', 'det_rtmdet', 'det_yolox', 'det_yolov6', 'det_retinanet',
+             'det_faster_rcnn']
 
 
 def _paths(name: str) -> tuple:
