@@ -11,8 +11,9 @@ there. The gradients at the target layers, and so the maps, are the same.
 Methods that need more than that (an input gradient, a kept graph, weight gradients) keep
 grad-cam's behaviour: with weights that require grad the graph exists anyway.
 
-``eigen_smooth`` projects on the first principal component with the reduced SVD of
-:mod:`mmcam.cams.eigen` (grad-cam's full SVD builds an (h*w) x (h*w) matrix it never reads).
+``eigen_smooth`` projects on the first principal component with :mod:`mmcam.cams.eigen` (a
+C x C eigenproblem, sign fixed; grad-cam's full SVD builds an (h*w) x (h*w) matrix it never
+reads).
 """
 from __future__ import annotations
 
@@ -63,9 +64,9 @@ class TargetLayerGraph:
                 handle.remove()
 
 
-class ReducedSVDSmoothing:
+class FirstComponentSmoothing:
     """Mixin for methods that weight the activations per channel (BaseCAM's own
-    ``get_cam_image``): ``eigen_smooth`` with the reduced SVD, the same projection."""
+    ``get_cam_image``): ``eigen_smooth`` with mmcam's projection (grad-cam's up to sign)."""
 
     def weighted_activations(self, input_tensor, target_layer, targets, activations, grads):
         weights = self.get_cam_weights(input_tensor, target_layer, targets, activations, grads)
@@ -80,19 +81,19 @@ class ReducedSVDSmoothing:
             input_tensor, target_layer, targets, np.asarray(activations), grads))
 
 
-class GradCAM(TargetLayerGraph, ReducedSVDSmoothing, pytorch_grad_cam.GradCAM):
+class GradCAM(TargetLayerGraph, FirstComponentSmoothing, pytorch_grad_cam.GradCAM):
     """grad-cam's GradCAM; the backward pass ends at the target layers."""
 
 
-class GradCAMPlusPlus(TargetLayerGraph, ReducedSVDSmoothing, pytorch_grad_cam.GradCAMPlusPlus):
+class GradCAMPlusPlus(TargetLayerGraph, FirstComponentSmoothing, pytorch_grad_cam.GradCAMPlusPlus):
     """grad-cam's GradCAM++; the backward pass ends at the target layers."""
 
 
-class XGradCAM(TargetLayerGraph, ReducedSVDSmoothing, pytorch_grad_cam.XGradCAM):
+class XGradCAM(TargetLayerGraph, FirstComponentSmoothing, pytorch_grad_cam.XGradCAM):
     """grad-cam's XGradCAM; the backward pass ends at the target layers."""
 
 
-class LayerCAM(TargetLayerGraph, ReducedSVDSmoothing, pytorch_grad_cam.LayerCAM):
+class LayerCAM(TargetLayerGraph, FirstComponentSmoothing, pytorch_grad_cam.LayerCAM):
     """grad-cam's LayerCAM; the backward pass ends at the target layers."""
 
     def weighted_activations(self, input_tensor, target_layer, targets, activations, grads):
@@ -108,7 +109,7 @@ class GradCAMElementWise(TargetLayerGraph, pytorch_grad_cam.GradCAMElementWise):
 
 
 class EigenGradCAM(TargetLayerGraph, _EigenGradCAM):
-    """mmcam's EigenGradCAM (reduced SVD); the backward pass ends at the target layers."""
+    """mmcam's EigenGradCAM (mmcam's projection); the backward pass ends at the target layers."""
 
 
 #: The gradient methods of this module, registered under grad-cam's names.
