@@ -196,8 +196,8 @@ def bench_gradient(b: Bench) -> None:
         return run
 
     def explain() -> None:
-        """The whole CAMInferencer batch: its probe forward pass, the method, maps back on
-        the original images."""
+        """The whole CAMInferencer batch: the method (whose forward pass also gives the
+        scores), maps back on the original images."""
         list(inf._run_batch(samples, [name], None, False, False, False))
 
     t_full = alternate({'full': full}, repeats=1)['full']
@@ -212,8 +212,8 @@ def bench_gradient(b: Bench) -> None:
                   t['mmcam'] / t['bare'] <= 1.15, maps_note(corr),
                   f'grad-cam\'s class {t["grad-cam"]:.2f} s ({t["grad-cam"] / t["bare"]:.2f}); '
                   f'through CAMInferencer {t["inferencer"]:.2f} s '
-                  f'({t["inferencer"] / t["bare"]:.2f}: + a probe forward pass, maps put back '
-                  f'on the images); forward + backward to every weight {t_full:.2f} s'))
+                  f'({t["inferencer"] / t["bare"]:.2f}: + maps put back on the images); '
+                  f'forward + backward to every weight {t_full:.2f} s'))
 
 
 # -- 2 + 6. a folder through the CLI vs mmpretrain's tool once per image ----------------------
@@ -527,8 +527,8 @@ NOTES = """
    (`mmcam/cams/gradient.py`) start the graph at the target layer, so nothing before it is
    differentiated; grad-cam's classes backpropagate to the input. A ratio below 1 is noise of
    the shared machine: the method does the floor's work plus the maps. The note also gives the
-   whole CAMInferencer batch: it runs one more forward pass (a probe for the scores and the
-   token layout) before the method, and puts the maps back on the original images.
+   whole CAMInferencer batch: the method's own forward pass also gives the scores (targets: the
+   predicted classes), and the maps are put back on the original images.
 2. **A folder through `tools/vis_cam.py`** (goal 2) against mmpretrain's own tool started once
    per image, as its users run it; both at `backbone.layer4`, whose output no later step changes
    in place. (At the tools' default layer, the last norm of the last block, the block adds its
