@@ -6,8 +6,6 @@
 _base_ = ['./det_digits.py']
 
 default_scope = 'mmdet'
-data_root = 'data/digit_scenes/det/'
-metainfo = dict(classes=('0', '1', '2', '3', '4', '5', '6', '7', '8', '9'))
 img_scale = (160, 160)  # width, height: the scenes' long side (160 px) stays as it is
 
 data_preprocessor = dict(
@@ -42,20 +40,8 @@ test_pipeline = [
 ]
 
 
-def _loader(split, pipeline, training):
-    dataset = dict(type='CocoDataset', data_root=data_root, metainfo=metainfo,
-                   ann_file=f'{split}.json', data_prefix=dict(img=''), pipeline=pipeline)
-    # _delete_: the mmyolo base's loaders (dataset type, collate function) are not merged in.
-    loader = dict(_delete_=True, batch_size=16, num_workers=1, persistent_workers=True,
-                  sampler=dict(type='DefaultSampler', shuffle=training), dataset=dataset)
-    if training:
-        dataset.update(filter_cfg=dict(filter_empty_gt=True, min_size=4))
-    else:
-        dataset.update(test_mode=True)
-        loader.update(drop_last=False)
-    return loader
-
-
-train_dataloader = _loader('train', train_pipeline, True)
-val_dataloader = _loader('val', test_pipeline, False)
-test_dataloader = _loader('test', test_pipeline, False)
+# The mmyolo base's loaders, with mmdet's dataset class and collate function.
+train_dataloader = dict(collate_fn=dict(type='pseudo_collate'),
+                        dataset=dict(type='CocoDataset', pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(type='CocoDataset', pipeline=test_pipeline))
+test_dataloader = dict(dataset=dict(type='CocoDataset', pipeline=test_pipeline))
