@@ -344,7 +344,7 @@ def bench_eigen(b: Bench) -> None:
         out = {}
         t = alternate({'mmcam': lambda: out.__setitem__('mmcam', first_component_projection(acts)),
                        'grad-cam': lambda: out.__setitem__('grad-cam', get_2d_projection(acts))},
-                      repeats=2 if b.quick else 1, warmup=b.quick)
+                      repeats=2, warmup=b.quick)
         corr = correlation(out['mmcam'], out['grad-cam'], sign_free=True)
         b.add(Row('4', f'EigenCAM / --eigen-smooth projection of a {h}x{w}x{c} map',
                   t['mmcam'], t['grad-cam'], "grad-cam's get_2d_projection", '>= 10x',
