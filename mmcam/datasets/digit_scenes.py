@@ -209,6 +209,158 @@ class DigitSceneGenerator:
         """One digit on a ``size`` x ``size`` photo crop (label = the digit)."""
         return self.scene(size, size, 1, (int(size * 0.4), int(size * 0.75)))
 
+    # -- the varied training scenes ----------------------------------------------------------
+    def clutter(self, height: int, width: int) -> np.ndarray:
+        """A synthetic cluttered background: a flat, gradient or noise base with random shapes.
+
+        The base is one of a flat colour, a linear colour gradient, smoothed colour noise or
+        stripes; on it go 2 to 14 random lines, rectangles, ellipses, arcs and polygons (filled
+        or outlined, any colour), and sometimes pixel noise and a blur.
+        """
+        from PIL import ImageDraw, ImageFilter
+        rng = self.rng
+        kind = int(rng.integers(4))
+        c0, c1 = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+        if kind == 0:  # flat
+            base = np.broadcast_to(c0, (height, width, 3)).astype(np.float32)
+        elif kind == 1:  # linear gradient in a random direction
+            ang = rng.uniform(0, 2 * np.pi)
+            yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+            t = xx * np.cos(ang) + yy * np.sin(ang)
+            t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
+            base = c0 * (1 - t[..., None]) + c1 * t[..., None]
+        elif kind == 2:  # smooth colour noise (a small random grid, upsampled)
+            cells = int(rng.integers(2, 9))
+            small = rng.uniform(0, 255, (cells, cells, 3)).astype(np.uint8)
+            base = np.asarray(Image.fromarray(small).resize((width, height), Image.BICUBIC),
+                              np.float32)
+        else:  # stripes
+            period = rng.uniform(4, 24)
+            ang = rng.uniform(0, np.pi)
+            yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+            t = 0.5 + 0.5 * np.sin((xx * np.cos(ang) + yy * np.sin(ang)) * 2 * np.pi / period)
+            base = c0 * (1 - t[..., None]) + c1 * t[..., None]
+        img = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
+        draw = ImageDraw.Draw(img)
+        side = min(height, width)
+        for _ in range(int(rng.integers(2, 15))):
+            colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+            x0, x1 = sorted(rng.uniform(-0.2, 1.2, 2) * width)
+            y0, y1 = sorted(rng.uniform(-0.2, 1.2, 2) * height)
+            lw = int(rng.integers(1, max(2, side // 16)))
+            shape = int(rng.integers(5))
+            fill = colour if rng.random() < 0.5 else None
+            if shape == 0:
+                draw.line([(x0, y0), (x1, y1)] if rng.random() < 0.5 else [(x0, y1), (x1, y0)],
+                          fill=colour, width=lw)
+            elif shape == 1:
+                draw.rectangle([x0, y0, x1, y1], fill=fill, outline=colour, width=lw)
+            elif shape == 2:
+                draw.ellipse([x0, y0, x1, y1], fill=fill, outline=colour, width=lw)
+            elif shape == 3:
+                a0 = float(rng.uniform(0, 360))
+                draw.arc([x0, y0, x1, y1], a0, a0 + float(rng.uniform(60, 300)), fill=colour,
+                         width=lw)
+            else:
+                pts = [(float(rng.uniform(0, width)), float(rng.uniform(0, height)))
+                       for _ in range(int(rng.integers(3, 7)))]
+                draw.polygon(pts, fill=fill, outline=colour)
+        if rng.random() < 0.3:
+            img = img.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.5, 2.0))))
+        out = np.asarray(img, np.float32)
+        if rng.random() < 0.3:
+            out = out + rng.normal(0, rng.uniform(4, 25), out.shape)
+        return np.clip(out, 0, 255).round().astype(np.uint8)
+
+    def _photo_background(self, height: int, width: int) -> Tuple[np.ndarray, str]:
+        """A photo crop as :meth:`background` makes it, toned down by a random amount."""
+        keep = self.bg_contrast
+        self.bg_contrast = float(self.rng.uniform(0.3, 1.0))
+        try:
+            return self.background(height, width)
+        finally:
+            self.bg_contrast = keep
+
+    def _free_colour(self, patch: np.ndarray) -> np.ndarray:
+        """Any colour, not chosen by the background, but at least a little apart from it.
+
+        The required distance (RGB, Euclidean) is itself random, from 40 (faint) to 160, so
+        low-contrast digits are common; a colour too close to the mean of ``patch`` is drawn
+        again (up to 20 times, then pushed away from the patch).
+        """
+        mean = patch.reshape(-1, 3).mean(0) if patch.size else np.full(3, 128.0)
+        need = float(self.rng.uniform(40, 160))
+        colour = self.rng.uniform(0, 255, 3)
+        for _ in range(20):
+            if np.linalg.norm(colour - mean) >= need:
+                return colour
+            colour = self.rng.uniform(0, 255, 3)
+        away = np.where(mean < 128, 255.0, 0.0)
+        return mean + (away - mean) * min(1.0, need / max(float(np.linalg.norm(away - mean)),
+                                                           1e-6))
+
+    def varied_paste(self, image: np.ndarray, digit_id: int, size: int, x: int, y: int
+                     ) -> Optional[np.ndarray]:
+        """Like :meth:`paste`, with a free colour, a random ink strength and stroke width."""
+        from PIL import ImageFilter
+        mask = Image.fromarray((self.digits[digit_id] * 255).astype(np.uint8))
+        mask = mask.resize((size, size), Image.BILINEAR)
+        k = 3 if size < 72 else 5
+        r = self.rng.random()
+        if r < 0.25:
+            mask = mask.filter(ImageFilter.MaxFilter(k))  # thicker strokes
+        elif r < 0.4 and size >= 40:
+            mask = mask.filter(ImageFilter.MinFilter(3))  # thinner strokes
+        alpha = np.asarray(mask, np.float32) / 255.0
+        ys, xs = np.nonzero(alpha > BOX_THRESHOLD)
+        if len(xs) == 0:
+            return None
+        region = image[y:y + size, x:x + size].astype(np.float32)
+        colour = self._free_colour(region[alpha > BOX_THRESHOLD])
+        # Ink strength: mostly opaque, sometimes translucent (lower contrast again).
+        a = alpha[..., None] * (1.0 if self.rng.random() < 0.7 else self.rng.uniform(0.55, 1.0))
+        image[y:y + size, x:x + size] = np.clip(region * (1 - a) + colour * a, 0, 255).astype(
+            np.uint8)
+        return np.array([x + xs.min(), y + ys.min(), x + xs.max() + 1, y + ys.max() + 1],
+                        np.float32)
+
+    def varied_classification_scene(self, size_range: Tuple[int, int] = (64, 176),
+                                    scale_range: Tuple[float, float] = (0.25, 0.85),
+                                    photo_share: float = 0.5) -> Scene:
+        """One digit on a varied square scene (the training scenes of the classifiers).
+
+        Against :meth:`classification_scene`: the side is random in ``size_range`` (the
+        classifiers resize every input to 96); the background is a photo crop of this split
+        (toned down by a random amount, ``photo_share`` of the scenes) or synthetic clutter
+        (:meth:`clutter`); the digit is ``scale_range`` of the side, in any colour at a random,
+        often low contrast (:meth:`_free_colour`), with thicker or thinner strokes at times;
+        the finished image is sometimes blurred or noised.  Its photo name is ``''`` for clutter.
+        """
+        rng = self.rng
+        side = int(rng.integers(size_range[0], size_range[1] + 1))
+        if rng.random() < photo_share:
+            image, name = self._photo_background(side, side)
+            image = image.copy()
+        else:
+            image, name = self.clutter(side, side), ''
+        did = self._pick_digits(1, False)[0]
+        size = int(round(side * rng.uniform(*scale_range)))
+        x = int(rng.integers(0, side - size + 1))
+        y = int(rng.integers(0, side - size + 1))
+        box = self.varied_paste(image, did, size, x, y)
+        if box is None:  # an empty digit cannot happen with MNIST, but keep the contract
+            return Scene(image, photo=name)
+        r = rng.random()
+        if r < 0.15:
+            from PIL import ImageFilter
+            image = np.asarray(Image.fromarray(image).filter(
+                ImageFilter.GaussianBlur(float(rng.uniform(0.5, 1.5)))))
+        elif r < 0.3:
+            image = np.clip(image + rng.normal(0, rng.uniform(3, 15), image.shape), 0, 255
+                            ).round().astype(np.uint8)
+        return Scene(np.ascontiguousarray(image), box[None], np.array([int(self.labels[did])]),
+                     [did], name)
+
     def two_digit_scene(self, size: int = 128) -> Scene:
         """Two digits of different classes, side by side in a square scene."""
         return self.scene(size, size, 2, (int(size * 0.34), int(size * 0.48)), distinct=True)
@@ -229,13 +381,21 @@ def _save(image: np.ndarray, path: str, optimize: bool = False) -> None:
     Image.fromarray(image).save(path, optimize=optimize)
 
 
-def write_classification(root: str, split: str, count: int, seed: int = 0, size: int = 96
-                         ) -> str:
-    """Scenes for an mmpretrain ``CustomDataset``: ``<split>/*.png`` and ``<split>.txt``."""
+def write_classification(root: str, split: str, count: int, seed: int = 0, size: int = 96,
+                         varied: float = 0.0) -> str:
+    """Scenes for an mmpretrain ``CustomDataset``: ``<split>/*.png`` and ``<split>.txt``.
+
+    ``varied`` is the share of :meth:`DigitSceneGenerator.varied_classification_scene` scenes
+    (the rest are ``size`` x ``size`` :meth:`~DigitSceneGenerator.classification_scene` ones);
+    with ``varied=0`` the images are the same, byte for byte, as before it existed.
+    """
     gen = DigitSceneGenerator(split, seed)
     lines = []
     for i in range(count):
-        sc = gen.classification_scene(size)
+        if varied > 0 and gen.rng.random() < varied:
+            sc = gen.varied_classification_scene()
+        else:
+            sc = gen.classification_scene(size)
         rel = f'{split}/{i:05d}.png'
         _save(sc.image, os.path.join(root, rel))
         lines.append(f'{rel} {int(sc.labels[0])}')
@@ -301,22 +461,37 @@ COUNTS: Dict[str, Dict[str, int]] = {
     'two': {'train': 200, 'val': 100, 'test': 200},
     'det': {'train': 800, 'val': 80, 'test': 200},
 }
+#: Share of varied scenes (:meth:`DigitSceneGenerator.varied_classification_scene`) per split
+#: of ``cls``; the rest, and every val and test scene, are 96 x 96 classification scenes.
+VARIED: Dict[str, float] = {'train': 0.6, 'val': 0.0, 'test': 0.0}
+DATASETS: Tuple[str, ...] = ('cls', 'two', 'det')
 
 
-def write_all(out_dir: str, seed: int = 0, counts: Optional[Dict[str, Dict[str, int]]] = None
-              ) -> Dict[str, str]:
-    """Write the classification, two-digit and detection datasets under ``out_dir``."""
+def write_all(out_dir: str, seed: int = 0, counts: Optional[Dict[str, Dict[str, int]]] = None,
+              only: Sequence[str] = DATASETS) -> Dict[str, str]:
+    """Write the classification, two-digit and detection datasets under ``out_dir``.
+
+    ``only`` names the datasets to (re)write, e.g. ``('cls', )``; the others are left alone
+    and ``meta.json`` is written either way.
+    """
     counts = counts or COUNTS
+    unknown = set(only) - set(DATASETS)
+    if unknown:
+        raise ValueError(f'Unknown datasets {sorted(unknown)}: expected some of {DATASETS}.')
     written = {}
     for split in SPLITS:
-        written[f'cls/{split}'] = write_classification(
-            os.path.join(out_dir, 'cls'), split, counts['cls'][split], seed)
-        written[f'two/{split}'] = write_two_digits(
-            os.path.join(out_dir, 'two'), split, counts['two'][split], seed)
-        written[f'det/{split}'] = write_detection(
-            os.path.join(out_dir, 'det'), split, counts['det'][split], seed)
+        if 'cls' in only:
+            written[f'cls/{split}'] = write_classification(
+                os.path.join(out_dir, 'cls'), split, counts['cls'][split], seed,
+                varied=VARIED[split])
+        if 'two' in only:
+            written[f'two/{split}'] = write_two_digits(
+                os.path.join(out_dir, 'two'), split, counts['two'][split], seed)
+        if 'det' in only:
+            written[f'det/{split}'] = write_detection(
+                os.path.join(out_dir, 'det'), split, counts['det'][split], seed)
     with open(os.path.join(out_dir, 'meta.json'), 'w') as f:
-        json.dump(dict(seed=seed, counts=counts, photos=PHOTOS,
+        json.dump(dict(seed=seed, counts=counts, photos=PHOTOS, varied=VARIED,
                        digit_fractions=DIGIT_FRACTIONS), f, indent=1)
     return written
 
