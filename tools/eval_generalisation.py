@@ -76,17 +76,20 @@ def top1(inferencer, scenes: Sequence, batch: int = 50) -> float:
 
 
 def localisation(inferencer, methods: List[str], scenes: Sequence, tolerance: float
-                 ) -> Dict[str, List[float]]:
-    """{method: [strict %, within-tolerance %]} over the scenes (map of the true class)."""
+                 ) -> Dict[str, dict]:
+    """{method: {'percent': [strict %, within-tolerance %], 'hits': per-scene 0/1/2}} over
+    the scenes (map of the true class; 2 = in the box, 1 = only within the tolerance)."""
     from mmcam.cams.localisation import peak_in_box
-    hits = {m: [0, 0] for m in methods}
+    hits: Dict[str, List[int]] = {m: [] for m in methods}
     for sc in scenes:
         label = int(sc.labels[0])
         res = inferencer([_bgr(sc.image)], methods=methods, target_category=[label])[0]
         for m in res.maps:
-            hits[m.method][0] += peak_in_box(m.cam, sc.boxes[0], 0)
-            hits[m.method][1] += peak_in_box(m.cam, sc.boxes[0], tolerance)
-    return {m: [100.0 * h / len(scenes) for h in v] for m, v in hits.items()}
+            hits[m.method].append(int(peak_in_box(m.cam, sc.boxes[0], 0)) +
+                                  int(peak_in_box(m.cam, sc.boxes[0], tolerance)))
+    return {m: dict(percent=[100.0 * sum(h == 2 for h in v) / len(scenes),
+                             100.0 * sum(h >= 1 for h in v) / len(scenes)], hits=v)
+            for m, v in hits.items()}
 
 
 def main() -> None:
@@ -136,7 +139,7 @@ def main() -> None:
     print('| model | method | own generator | second generator |\n| --- | --- | --- | --- |')
     for name, e in report['models'].items():
         for m in e['loc_own']:
-            a, b = e['loc_own'][m], e['loc_other'][m]
+            a, b = e['loc_own'][m]['percent'], e['loc_other'][m]['percent']
             print(f'| {name} | {m} | {a[0]:.0f} % / {a[1]:.0f} % | {b[0]:.0f} % / {b[1]:.0f} % |')
     if args.json:
         with open(args.json, 'w') as f:
