@@ -1,5 +1,8 @@
-# Data and runtime shared by the demo digit classifiers (mmpretrain, 96 x 96 single-digit
-# scenes written by tools/make_digit_scenes.py into data/digit_scenes/cls).
+# Data and runtime shared by the demo digit classifiers (mmpretrain, single-digit scenes written
+# by tools/make_digit_scenes.py into data/digit_scenes/cls: the val and test splits are 96 x 96
+# photo scenes; 60 % of the training scenes are varied, 64-176 px, on photos or synthetic
+# clutter, digits of any colour and contrast at 25-85 % of the side, see
+# DigitSceneGenerator.varied_classification_scene; the Resize below makes every input 96 x 96).
 default_scope = 'mmpretrain'
 data_root = 'data/digit_scenes/cls/'
 classes = ('0', '1', '2', '3', '4', '5', '6', '7', '8', '9')
