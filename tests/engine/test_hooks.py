@@ -394,9 +394,11 @@ def _mmdet_tool(name: str) -> str:
 
 
 @pytest.mark.parametrize('config, trained', [
-    ('configs/hooks/det_yolov5_boxam_hooks.py', True),
-    # mmdet's own detector family, random weights: the plumbing through mmdet's tool
-    ('configs/hooks/retinanet_boxam_hooks.py', False),
+    ('configs/hooks/det_yolov5_boxam_hooks.py', 'det_yolov5'),
+    # mmdet's own detector family: the demo RetinaNet, and mmdet's shipped COCO RetinaNet
+    # (an mmdet:: base config) with random weights, for the plumbing through mmdet's tool
+    ('configs/hooks/det_retinanet_boxam_hooks.py', 'det_retinanet'),
+    ('configs/hooks/retinanet_boxam_hooks.py', None),
 ])
 def test_mmdet_test_tool_with_box_am_hooks(tmp_path, tiny_detection, repo_root, config,
                                            trained):
@@ -425,6 +427,7 @@ def test_mmdet_test_tool_with_box_am_hooks(tmp_path, tiny_detection, repo_root, 
         save_checkpoint({'state_dict': LoadedModel(cfg).model.state_dict()}, str(checkpoint))
     else:
         cfg.merge_from_dict(settings)
+        checkpoint = repo_root / 'demo' / 'checkpoints' / f'{trained}.pth'
     cfg.dump(str(tmp_path / 'hooked.py'))
     cfg.custom_hooks = []  # the same config without the hooks
     cfg.dump(str(tmp_path / 'plain.py'))
