@@ -19,7 +19,7 @@ echo "[mmcam demo] the same for the demo ViT (class token; default layer: the la
 "$PY" tools/vis_cam.py demo/digit.png configs/demo/cls_vit.py demo/checkpoints/cls_vit.pth \
   --method GradCAM LayerCAM --save-path "$OUT/cam_vit_digit.png"
 
-for det in yolov5 rtmdet yolox yolov6; do
+for det in yolov5 rtmdet yolox yolov6 retinanet faster_rcnn; do
   ckpt=demo/checkpoints/det_$det.pth
   echo "[mmcam demo] box activation maps and feature maps of the demo $det (non-square image)"
   "$PY" demo/boxam_vis_demo.py demo/digits_det_wide.png configs/demo/det_$det.py "$ckpt" \
