@@ -36,8 +36,8 @@ model = dict(
         init_cfg=None,
         topk=(1, )))
 
-# 39 epochs (30 before the training scenes were varied: a harder set, 40 % own-style scenes).
-max_epochs = 39
+# 33 epochs (30 before the training scenes were varied: a harder set, 40 % own-style scenes).
+max_epochs = 33
 optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05),
     paramwise_cfg=dict(
