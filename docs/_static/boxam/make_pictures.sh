@@ -9,7 +9,7 @@ OUT=docs/_static/boxam
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 rm -f "$OUT"/*.png
-for family in yolov5 yolov6 yolox rtmdet; do
+for family in yolov5 yolov6 yolox rtmdet retinanet faster_rcnn; do
   ckpt=demo/checkpoints/det_$family.pth
   # gradcam: per-pixel gradients (the default, as mmyolo); gradcam-avg: classification-style
   for method in gradcam gradcam-avg; do
