@@ -313,19 +313,26 @@ class CAMInferencer:
         inputs = torch.cat([s.inputs for s in samples])
         per_method = {}
         first = get_method(methods[0])
-        if categories is None and not aug_smooth and getattr(first, 'one_pass_scores', False):
-            # The first method's own forward pass gives the scores (its targets: each image's
-            # predicted class), so no probe pass runs before it.
-            maps, logits = self._method_maps(methods[0], inputs, None, eigen_smooth, False)
-            per_method[first.__name__] = maps
+        # A one-forward gradient method's own pass gives the scores too, so no probe pass runs
+        # before it (not with aug_smooth, whose last pass is an augmented copy).
+        one_pass = not aug_smooth and getattr(first, 'one_pass_scores', False)
+        logits = None if one_pass else self._probe(inputs)
+        if categories is None and logits is None:  # targets: each image's predicted class
+            per_method[first.__name__], logits = self._method_maps(
+                methods[0], inputs, None, eigen_smooth, False)
+        if categories is None:
+            predicted = self.model.scores(logits).argmax(-1).tolist()
+            rows = [(i, int(c)) for i, c in enumerate(predicted)]
         else:
-            logits = self._probe(inputs)
-        scores = self.model.scores(logits).cpu().numpy()
+            rows = [(i, c) for i in range(len(samples)) for c in categories]
         # One row per (image, category): all of them explained in one grad-cam call.
-        rows = [(i, c) for i in range(len(samples))
-                for c in (categories if categories is not None else [int(scores[i].argmax())])]
         row_inputs = inputs[[i for i, _ in rows]]
         targets = [ClassifierOutputTarget(c) for _, c in rows]
+        if logits is None:  # categories given: each image's scores from its first row
+            per_method[first.__name__], row_logits = self._method_maps(
+                methods[0], row_inputs, targets, eigen_smooth, False)
+            logits = row_logits[[len(categories) * i for i in range(len(samples))]]
+        scores = self.model.scores(logits).cpu().numpy()
         for name in methods:
             if get_method(name).__name__ not in per_method:
                 per_method[get_method(name).__name__] = self._method_maps(

@@ -180,3 +180,22 @@ def test_distinct_masks_groups_channels_with_the_same_scaled_map():
     assert len(first) == 4
     assert inverse[0] == inverse[1] and inverse[3] == inverse[4]
     assert len({inverse[0], inverse[2], inverse[3], inverse[5]}) == 4
+
+
+@pytest.mark.parametrize('categories', [None, [3, 7]])
+def test_one_forward_pass_per_batch_for_gradient_methods(resnet, categories):
+    """A gradient method's own forward pass gives the scores: the backbone runs once for the
+    batch whether the categories are given or are the predicted classes (no probe pass), and
+    the scores equal a plain forward pass's."""
+    calls = []
+    handle = resnet.classifier.backbone.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        result = resnet.explain(IMAGE, methods=['GradCAM'], target_category=categories)
+    finally:
+        handle.remove()
+    assert len(calls) == 1
+    x = resnet.loaded.prepare([IMAGE])[0].inputs
+    with torch.no_grad():
+        expected = resnet.model.scores(resnet.model(x))[0].numpy()
+    np.testing.assert_allclose(result.scores, expected, rtol=1e-5, atol=1e-6)
+    assert [m.category for m in result.maps] == (categories or [int(expected.argmax())])
