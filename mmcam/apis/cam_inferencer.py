@@ -290,6 +290,8 @@ class CAMInferencer:
             except InputError:
                 raise
             except Exception as err:  # a method that does not fit this model's layers
+                if _out_of_memory(err):
+                    raise  # retried with smaller batches by _run_batch_or_smaller
                 first = (str(err).strip().splitlines() or [''])[0][:200]
                 raise InputError(
                     f'--method {type(cam).__name__} failed on {type(self.classifier).__name__}'
