@@ -74,8 +74,8 @@ def _bgr(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image[..., ::-1])
 
 
-@pytest.mark.parametrize('name', CLASSIFIERS)
-def test_classifier_checkpoint_classifies_held_out_scenes(name):
+def _classifier_correct(name: str, scenes: list) -> int:
+    """How many single-digit ``scenes`` the shipped classifier ``name`` gets right."""
     config, checkpoint = _paths(name)
     from mmpretrain.apis import ImageClassificationInferencer, get_model
 
@@ -88,10 +88,32 @@ def test_classifier_checkpoint_classifies_held_out_scenes(name):
     # tests run before may have left at mmyolo; mmpretrain's own tools start in theirs.
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         inferencer = ImageClassificationInferencer(model, device='cpu')
+    preds = inferencer([_bgr(s.image) for s in scenes], batch_size=25)
+    return sum(int(p['pred_label']) == int(s.labels[0]) for p, s in zip(preds, scenes))
+
+
+@pytest.mark.parametrize('name', CLASSIFIERS)
+def test_classifier_checkpoint_classifies_held_out_scenes(name):
     gen = DigitSceneGenerator('test', seed=2024)
     scenes = [gen.classification_scene() for _ in range(50)]
-    preds = inferencer([_bgr(s.image) for s in scenes], batch_size=25)
-    correct = sum(int(p['pred_label']) == int(s.labels[0]) for p, s in zip(preds, scenes))
+    correct = _classifier_correct(name, scenes)
+    assert correct / len(scenes) >= 0.9, f'{name}: {correct}/{len(scenes)} correct'
+
+
+@pytest.mark.parametrize('name', [
+    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=reason))
+    for name, reason in zip(CLASSIFIERS, (
+        'the issue asks for 90%; the shipped demo ResNet gets 32/50 of these scenes right '
+        '(63.2% of 500 in docs/en/demo_models.md; the previous checkpoint 50.6%)',
+        'the issue asks for 90%; the shipped demo ViT gets 26/50 of these scenes right '
+        '(52.8% of 500 in docs/en/demo_models.md; the previous checkpoint 44.0%)'))])
+def test_classifier_checkpoint_classifies_second_generator_scenes(name):
+    """Digits, not the generator: scenes of mmcam.datasets.other_scenes (224 px, textures and
+    pictures no split uses, palette gradients and outlines, test digits only)."""
+    from mmcam.datasets.other_scenes import OtherSceneGenerator
+    gen = OtherSceneGenerator(seed=2024)
+    scenes = [gen.scene() for _ in range(50)]
+    correct = _classifier_correct(name, scenes)
     assert correct / len(scenes) >= 0.9, f'{name}: {correct}/{len(scenes)} correct'
 
 
