@@ -2,7 +2,7 @@
 second generator (other backgrounds, colours and sizes) to test the classifiers on."""
 from .digit_scenes import (CLASSES, PHOTOS, SPLITS, DigitSceneGenerator, Scene, coco_dict,
                            digit_splits, write_all)
-from .other_scenes import OtherSceneGenerator, other_scenes
+from .other_scenes import OtherSceneGenerator
 
 __all__ = ['CLASSES', 'PHOTOS', 'SPLITS', 'DigitSceneGenerator', 'Scene', 'coco_dict',
-           'digit_splits', 'write_all', 'OtherSceneGenerator', 'other_scenes']
+           'digit_splits', 'write_all', 'OtherSceneGenerator']

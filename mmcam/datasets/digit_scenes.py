@@ -123,8 +123,11 @@ class DigitSceneGenerator:
         self.pool = digit_splits()[split]
         self.photos = PHOTOS[split]
 
-    def background(self, height: int, width: int) -> Tuple[np.ndarray, str]:
-        """A random crop of a random photo of this split, resized to (height, width)."""
+    def background(self, height: int, width: int, contrast: Optional[float] = None
+                   ) -> Tuple[np.ndarray, str]:
+        """A random crop of a random photo of this split, resized to (height, width) and toned
+        down to ``contrast`` (default: the generator's ``bg_contrast``)."""
+        contrast = self.bg_contrast if contrast is None else contrast
         name = self.photos[self.rng.integers(len(self.photos))]
         img = photo(name)
         ph, pw = img.shape[:2]
@@ -137,7 +140,7 @@ class DigitSceneGenerator:
         crop = Image.fromarray(img[y0:y0 + crop_h, x0:x0 + crop_w])
         bg = np.asarray(crop.resize((width, height), Image.BILINEAR), np.float32)
         # Tone the photo down towards grey so that the digits stay the most salient thing.
-        bg = bg * self.bg_contrast + 128.0 * (1.0 - self.bg_contrast)
+        bg = bg * contrast + 128.0 * (1.0 - contrast)
         return bg.round().astype(np.uint8), name
 
     def _colour(self, patch: np.ndarray) -> np.ndarray:
@@ -224,11 +227,7 @@ class DigitSceneGenerator:
         if kind == 0:  # flat
             base = np.broadcast_to(c0, (height, width, 3)).astype(np.float32)
         elif kind == 1:  # linear gradient in a random direction
-            ang = rng.uniform(0, 2 * np.pi)
-            yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-            t = xx * np.cos(ang) + yy * np.sin(ang)
-            t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
-            base = c0 * (1 - t[..., None]) + c1 * t[..., None]
+            base = linear_gradient(rng, height, width, c0, c1)
         elif kind == 2:  # smooth colour noise (a small random grid, upsampled)
             cells = int(rng.integers(2, 9))
             small = rng.uniform(0, 255, (cells, cells, 3)).astype(np.uint8)
@@ -271,15 +270,6 @@ class DigitSceneGenerator:
         if rng.random() < 0.3:
             out = out + rng.normal(0, rng.uniform(4, 25), out.shape)
         return np.clip(out, 0, 255).round().astype(np.uint8)
-
-    def _photo_background(self, height: int, width: int) -> Tuple[np.ndarray, str]:
-        """A photo crop as :meth:`background` makes it, toned down by a random amount."""
-        keep = self.bg_contrast
-        self.bg_contrast = float(self.rng.uniform(0.3, 1.0))
-        try:
-            return self.background(height, width)
-        finally:
-            self.bg_contrast = keep
 
     def _free_colour(self, patch: np.ndarray) -> np.ndarray:
         """Any colour, not chosen by the background, but at least a little apart from it.
@@ -339,8 +329,8 @@ class DigitSceneGenerator:
         rng = self.rng
         side = int(rng.integers(size_range[0], size_range[1] + 1))
         if rng.random() < photo_share:
-            image, name = self._photo_background(side, side)
-            image = image.copy()
+            # a photo crop toned down by a random amount
+            image, name = self.background(side, side, float(rng.uniform(0.3, 1.0)))
         else:
             image, name = self.clutter(side, side), ''
         did = self._pick_digits(1, False)[0]
@@ -374,6 +364,16 @@ class DigitSceneGenerator:
         h, w = DET_SIZES[self.rng.integers(len(DET_SIZES))]
         return self.scene(round(h * scale), round(w * scale), int(self.rng.integers(1, 6)),
                           (round(20 * scale), round(44 * scale)))
+
+
+def linear_gradient(rng: np.random.Generator, height: int, width: int, c0: np.ndarray,
+                    c1: np.ndarray) -> np.ndarray:
+    """(height, width, 3): colour ``c0`` to ``c1`` along a direction drawn from ``rng``."""
+    ang = rng.uniform(0, 2 * np.pi)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    t = xx * np.cos(ang) + yy * np.sin(ang)
+    t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
+    return c0 * (1 - t[..., None]) + c1 * t[..., None]
 
 
 def _save(image: np.ndarray, path: str, optimize: bool = False) -> None:

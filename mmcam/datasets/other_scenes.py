@@ -28,12 +28,12 @@ The same seed gives the same scenes.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Dict, Tuple
+from typing import Tuple
 
 import numpy as np
 from PIL import Image, ImageFilter
 
-from .digit_scenes import BOX_THRESHOLD, PHOTOS, Scene, digit_splits, mnist
+from .digit_scenes import BOX_THRESHOLD, PHOTOS, Scene, digit_splits, linear_gradient, mnist
 
 #: The fixed palette the digit gradients are drawn from (RGB).
 PALETTE: Tuple[Tuple[int, int, int], ...] = (
@@ -178,11 +178,7 @@ class OtherSceneGenerator:
             c = self._two_colours()
             if min(np.linalg.norm(c[0] - under), np.linalg.norm(c[1] - under)) >= 70:
                 break
-        ang = self.rng.uniform(0, 2 * np.pi)
-        yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-        t = xx * np.cos(ang) + yy * np.sin(ang)
-        t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
-        return c[0] * (1 - t[..., None]) + c[1] * t[..., None]
+        return linear_gradient(self.rng, size, size, c[0], c[1])
 
     def scene(self) -> Scene:
         """One single-digit scene (image RGB uint8, one box, one label)."""
@@ -216,17 +212,4 @@ class OtherSceneGenerator:
         return Scene(img, box, np.array([int(self.labels[did])], np.int64), [did], name)
 
 
-def other_scenes(count: int, seed: int = 0, **kwargs) -> list:
-    """``count`` scenes of :class:`OtherSceneGenerator` (``kwargs`` go to it)."""
-    gen = OtherSceneGenerator(seed, **kwargs)
-    return [gen.scene() for _ in range(count)]
-
-
-def describe() -> Dict[str, object]:
-    """The generator's choices, for reports."""
-    return dict(size=224, digit_scale=(0.3, 0.7), max_rotation=12.0, textures=TEXTURES,
-                pictures=OTHER_PICTURES, palette=PALETTE, digits='test split only')
-
-
-__all__ = ['OtherSceneGenerator', 'other_scenes', 'PALETTE', 'OTHER_PICTURES', 'TEXTURES',
-           'picture', 'describe']
+__all__ = ['OtherSceneGenerator', 'PALETTE', 'OTHER_PICTURES', 'TEXTURES', 'picture']
