@@ -79,14 +79,9 @@ def localisation(inferencer, methods: List[str], scenes: Sequence, tolerance: fl
                  ) -> Dict[str, dict]:
     """{method: {'percent': [strict %, within-tolerance %], 'hits': per-scene 0/1/2}} over
     the scenes (map of the true class; 2 = in the box, 1 = only within the tolerance)."""
-    from mmcam.cams.localisation import peak_in_box
-    hits: Dict[str, List[int]] = {m: [] for m in methods}
-    for sc in scenes:
-        label = int(sc.labels[0])
-        res = inferencer([_bgr(sc.image)], methods=methods, target_category=[label])[0]
-        for m in res.maps:
-            hits[m.method].append(int(peak_in_box(m.cam, sc.boxes[0], 0)) +
-                                  int(peak_in_box(m.cam, sc.boxes[0], tolerance)))
+    from mmcam.cams.localisation import scene_hits
+    hits = {m: [int(strict) + int(near) for strict, near in flags] for m, flags in
+            scene_hits(inferencer, scenes, methods, (0.0, tolerance)).items()}
     return {m: dict(percent=[100.0 * sum(h == 2 for h in v) / len(scenes),
                              100.0 * sum(h >= 1 for h in v) / len(scenes)], hits=v)
             for m, v in hits.items()}

@@ -6,7 +6,7 @@ simple, honest measure of whether a map points at the evidence.
 """
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -40,12 +40,22 @@ def localisation_hits(inferencer, method: str = 'GradCAM', count: int = 50, seed
         cam_options: passed on to :meth:`CAMInferencer.run` (``eigen_smooth``, ...).
     """
     gen = DigitSceneGenerator('test', seed=seed)
-    hits = [0] * len(margins)
-    for _ in range(count):
-        scene = gen.classification_scene(size)
-        label = int(scene.labels[0])
+    scenes = [gen.classification_scene(size) for _ in range(count)]
+    (per_scene, ) = scene_hits(inferencer, scenes, [method], margins, **cam_options).values()
+    return [sum(flags[i] for flags in per_scene) for i in range(len(margins))], count
+
+
+def scene_hits(inferencer, scenes: Sequence, methods: Sequence[str],
+               margins: Sequence[float] = (0.0, ), **cam_options) -> Dict[str, List[List[bool]]]:
+    """Per method (the maps' method names), per single-digit scene: whether the map for the
+    true class peaks in the digit box, one flag per margin. All methods of a scene come from
+    one :class:`mmcam.apis.CAMInferencer` call; ``cam_options`` go to it."""
+    hits: Dict[str, List[List[bool]]] = {}
+    for scene in scenes:
         bgr = np.ascontiguousarray(scene.image[..., ::-1])  # scenes are RGB; mmcam reads BGR
-        result = inferencer([bgr], methods=[method], target_category=[label], **cam_options)[0]
-        for i, margin in enumerate(margins):
-            hits[i] += peak_in_box(result.maps[0].cam, scene.boxes[0], margin)
-    return hits, count
+        result = inferencer([bgr], methods=list(methods), target_category=[int(scene.labels[0])],
+                            **cam_options)[0]
+        for m in result.maps:
+            hits.setdefault(m.method, []).append(
+                [peak_in_box(m.cam, scene.boxes[0], margin) for margin in margins])
+    return hits
