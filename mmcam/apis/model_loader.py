@@ -269,10 +269,12 @@ class LoadedModel:
                  and 'LoadAnnotations' not in str(t.get('type', ''))]
         for step in steps:
             if 'Pack' in str(step.get('type', '')):
-                keys = set(step.get('meta_keys', ()))
-                if keys:  # geometry needs these keys to reach the data sample
-                    step['meta_keys'] = tuple(keys | {'ori_shape', 'img_shape', 'scale_factor',
-                                                      'pad_param', 'crop_bbox', 'img_crop_bbox'})
+                keys = tuple(step.get('meta_keys', ()))
+                if keys:  # geometry needs these keys to reach the data sample (in a fixed
+                    # order: a set's order changes with the interpreter's hash seed)
+                    step['meta_keys'] = tuple(dict.fromkeys(
+                        (*keys, 'ori_shape', 'img_shape', 'scale_factor', 'pad_param',
+                         'crop_bbox', 'img_crop_bbox')))
         pipeline = Compose(steps)
         for transform in pipeline.transforms:
             # Pack steps left at their defaults (mmpretrain's PackInputs) drop the crop box.
