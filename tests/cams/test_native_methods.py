@@ -169,6 +169,48 @@ def test_score_cam_equals_grad_cam_and_restores_the_weights(resnet):
     assert {n: (p.stride(), p.data_ptr()) for n, p in resnet.model.named_parameters()} == before
 
 
+def test_norms_folded_keeps_the_outputs_and_puts_everything_back(resnet):
+    x = torch.rand(4, 3, 96, 96)
+    model = resnet.model
+    state = {k: (v.clone(), v.data_ptr()) for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        expected = model(x)
+        with score.norms_folded(model, x[:1]) as count:
+            folded = model(x)
+            assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == count
+    torch.testing.assert_close(folded, expected, rtol=1e-4, atol=1e-4)
+    assert model.state_dict().keys() == state.keys()
+    for k, v in model.state_dict().items():
+        assert v.data_ptr() == state[k][1] and torch.equal(v, state[k][0]), k
+    assert not any('forward' in vars(m) for m in model.modules())
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), expected, rtol=0, atol=0)
+
+
+class _ConvReadTwice(torch.nn.Module):
+    """A convolution whose output is read by its norm and added after it: not foldable."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.norm = torch.nn.BatchNorm2d(4).eval()
+        self.norm.running_mean.fill_(0.5)
+        self.norm.running_var.fill_(4.0)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return (self.norm(y) + y).mean((2, 3))
+
+
+def test_norms_folded_skips_a_convolution_whose_output_is_read_elsewhere():
+    model, x = _ConvReadTwice(), torch.rand(2, 3, 8, 8)
+    with torch.no_grad():
+        expected = model(x)
+        with score.norms_folded(model, x[:1]) as count:
+            assert count == 0
+            torch.testing.assert_close(model(x), expected)
+
+
 def test_distinct_masks_groups_channels_with_the_same_scaled_map():
     rng = np.random.default_rng(0)
     acts = (rng.integers(0, 16, (6, 4, 4)) / 16).astype(np.float32)  # exact in float32
