@@ -127,6 +127,26 @@ def test_boxes_and_scores_are_the_detectors_own(detectors, photo, name):
     assert layers and all(n.startswith(('neck', 'backbone')) for n in layers), layers
 
 
+@pytest.mark.parametrize('name', ['yolov7', 'ssd', 'yolov3', 'rtmdet'])
+def test_scores_read_at_priors_equal_the_flattened_outputs(detectors, photo, name):
+    """PriorScores reads each box's outputs off the levels (at_priors) instead of flattening
+    every prior: the same values, for priors of every level (SSD: 4 or 6 anchors a cell)."""
+    from mmcam.models.detectors.dense import at_priors
+    loaded = _loaded(detectors, name)
+    adapter = build_adapter(loaded.model)
+    with torch.no_grad():
+        outs = adapter.head_outputs(loaded.prepare([photo])[0].inputs)
+    cls, factor = adapter.flatten(outs)
+    boxes = adapter.flatten_regression(outs)
+    index = torch.randperm(cls.shape[1], generator=torch.Generator().manual_seed(0))[:300]
+    index = torch.cat([index, torch.tensor([0, cls.shape[1] - 1])])  # first and last level
+    cls_maps, box_maps, factor_maps = adapter.split(outs)
+    assert torch.equal(at_priors(cls_maps, index, adapter.class_channels), cls[:, index])
+    assert torch.equal(at_priors(box_maps, index, 4), boxes[:, index])
+    if factor is not None:
+        assert torch.equal(at_priors(factor_maps, index, 1)[..., 0], factor[:, index])
+
+
 @pytest.mark.parametrize('name', CONFIGS)
 def test_box_am_and_feature_maps_end_to_end(detectors, photo, name):
     """gradcam per box, ablationcam and eigencam through the inferencer, the feature maps of
