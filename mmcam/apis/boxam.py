@@ -180,9 +180,8 @@ class BoxAMInferencer:
             cam = BoxAblationCAM(scorer, self.layers, reshape_transform=self.reshape,
                                  ablation_layer=ZeroAblationLayer(), batch_size=self.batch_size,
                                  ratio_channels_to_ablate=self.ratio)
-            # It loops over the boxes of a batch one by one anyway; one box per call lets it
-            # skip the levels that box does not depend on.
-            box_batch = 1
+            # All boxes in one call: it ablates each channel once and reads every box's score.
+            box_batch = len(dets)
             # It re-runs the detector on this one image many times: only what comes after
             # the target layers needs to run again.
             replay = self.adapter.replay(sample.inputs, self.layers) \

@@ -10,6 +10,7 @@ For box AM, grad-cam's AblationCAM with two fixes that changed the maps:
 * Channels are ablated to zero, as in the paper (:class:`ZeroAblationLayer`).
 * Score changes below float32 noise count as none, and a layer the target does not depend on
   at all (a pyramid level other than the box's) is skipped (:class:`BoxAblationCAM`).
+* Each channel is ablated once for all the boxes of an image, not once per box.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import Callable, List, Optional
 import numpy as np
 import pytorch_grad_cam
 import torch
+import tqdm
 from pytorch_grad_cam.ablation_layer import AblationLayer
 
 from mmcam.cams.replay import records_kept, replayed_prefix
@@ -53,39 +55,62 @@ class ZeroAblationLayer(AblationLayer):
 
 
 class BoxAblationCAM(GradCAMAblationCAM):
-    """grad-cam's AblationCAM, with score changes below float32 noise counted as none.
+    """AblationCAM for the boxes of one image: each channel is ablated (set to zero) once, and
+    every box's score is read from that one ablated copy.
 
-    A level that a box's score does not depend on gives weights of pure rounding noise
-    (a batch of ablated copies is computed with other kernels than the single original), and
-    grad-cam would rescale that noise to a full-range map; so would the maximum over levels.
+    The rows of the input are copies of the same image, one per box (target ``i`` reads column
+    ``i`` of the score module's output, which scores every box). grad-cam ablates every channel
+    once per row, so N boxes cost N times the ablated copies for the same scores. Score changes
+    below float32 noise count as none, and a box whose score does not change when the whole
+    layer is zeroed (a pyramid level other than its own) gets a zero map: grad-cam would rescale
+    the rounding noise of a batch computed with other kernels to a full-range map.
     """
 
     #: Relative score changes below this are rounding noise, not evidence.
     noise_floor = 1e-4
-    #: Test first whether zeroing the whole layer changes any target's score; if not (a
-    #: pyramid level other than the box's), skip its channel-by-channel loop.
-    skip_unused_layers = True
 
     def get_cam_weights(self, input_tensor, target_layer, targets, activations, grads
                         ) -> np.ndarray:
-        if self.skip_unused_layers and not self._layer_matters(input_tensor, target_layer,
-                                                               targets):
-            return np.zeros(activations.shape[:2], np.float32)
-        weights = super().get_cam_weights(input_tensor, target_layer, targets, activations,
-                                          grads)
-        return np.where(np.abs(weights) < self.noise_floor, 0.0, weights).astype(np.float32)
+        image = input_tensor[:1]
+        if not torch.equal(input_tensor, image.expand_as(input_tensor)):
+            raise ValueError('BoxAblationCAM explains the boxes of one image: every row of the '
+                             'input must be the same image.')
+        # (boxes, channels); the activations may have one row for all (the neck replay)
+        weights = np.zeros((len(targets), activations.shape[1]), np.float32)
+        with torch.no_grad(), records_kept(self):
+            kept = []
+            original = self._scores(image, target_layer, targets, kept.append)[0]
+            depends = self._changed(self._scores(image, target_layer, targets,
+                                                 torch.zeros_like)[0], original)
+            if not depends.any():
+                return weights
+            output = kept[0]
+            channels = np.asarray(self.ablation_layer.activations_to_be_ablated(
+                activations[0], self.ratio_channels_to_ablate))
+            for start in tqdm.tqdm(range(0, len(channels), self.batch_size)):
+                chunk = torch.as_tensor(channels[start:start + self.batch_size])
+                ablated = output.expand(len(chunk), *output.shape[1:]).clone()
+                ablated[torch.arange(len(chunk)), chunk] = 0
+                scores = self._scores(image.expand(len(chunk), *image.shape[1:]),
+                                      target_layer, targets, lambda out: ablated)
+                drop = (original - scores) / original
+                weights[:, chunk.numpy()] = np.where(self._changed(scores, original), drop, 0).T
+        weights[~depends] = 0
+        return weights
 
-    def _layer_matters(self, input_tensor, target_layer, targets) -> bool:
-        handle = target_layer.register_forward_hook(lambda m, i, out: torch.zeros_like(out))
+    def _scores(self, inputs: torch.Tensor, layer: torch.nn.Module, targets,
+                replace: Callable) -> np.ndarray:
+        """``(len(inputs), len(targets))`` scores, the layer's output passed to ``replace``
+        (whatever it returns, if not None, is used instead)."""
+        handle = layer.register_forward_hook(lambda module, args, out: replace(out))
         try:
-            with torch.no_grad():
-                ablated = [float(t(o)) for t, o in zip(targets, self.model(input_tensor))]
+            outputs = self.model(inputs)
         finally:
             handle.remove()
-        with torch.no_grad():
-            original = [float(t(o)) for t, o in zip(targets, self.model(input_tensor))]
-        return any(abs(a - o) > self.noise_floor * max(abs(o), 1e-12)
-                   for a, o in zip(ablated, original))
+        return np.float32([[float(t(o)) for t in targets] for o in outputs])
+
+    def _changed(self, scores: np.ndarray, original: np.ndarray) -> np.ndarray:
+        return np.abs(scores - original) > self.noise_floor * np.maximum(np.abs(original), 1e-12)
 
 
 class AblationCAM(GradCAMAblationCAM):

@@ -45,9 +45,13 @@ class YOLOAdapter(DensePriorAdapter):
         if self._replay is None:
             return self.head(self.model.extract_feat(inputs))
         levels = [out_layer(x) for out_layer, x in zip(self.model.neck.out_layers, self._replay)]
+        # The head runs on each level alone: a level the ablation left as it was (one row)
+        # goes through it once, and its outputs are repeated for the batch.
         batch = inputs.shape[0]
-        return self.head(tuple(x.expand(batch, *x.shape[1:]) if x.shape[0] == 1 else x
-                               for x in levels))
+        return tuple(None if kind is None else
+                     [o.expand(batch, *o.shape[1:]) if o is not None and o.shape[0] == 1 else o
+                      for o in kind]
+                     for kind in self.head(tuple(levels)))
 
     def decoded_boxes(self, outs: tuple, meta: dict) -> torch.Tensor:
         head = self.head
