@@ -1,7 +1,10 @@
 """Re-train one of mmcam's demo models on the digit scenes, evaluate it, export it.
 
 Each model is trained by the real OpenMMLab entry point (mmpretrain's, mmyolo's or mmdet's
-``tools/train.py``, an mmengine Runner) from ``configs/demo/<NAME>.py`` with a fixed seed.  The
+``tools/train.py``, an mmengine Runner) from ``configs/demo/<NAME>.py`` with a fixed seed.  A
+config with a ``fine_tune`` entry (the classifiers) is trained in two steps: from scratch on the
+plain photo scenes (``data/digit_scenes_plain``, written with no varied scenes), then fine-tuned
+from that checkpoint on ``data/digit_scenes`` for ``fine_tune['epochs']`` epochs.  The
 last checkpoint is exported to ``demo/checkpoints/<NAME>.pth`` (fp16 weights plus the class
 names) and that exported file is evaluated on the held-out test split; the numbers go to
 ``demo/checkpoints/<NAME>.json``.
@@ -21,7 +24,7 @@ import os.path as osp
 import subprocess
 import sys
 import time
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Sequence, Tuple
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DATA_ROOT = osp.join(REPO, 'data', 'digit_scenes')
@@ -60,11 +63,54 @@ def train_script(package: str) -> str:
     return path
 
 
-def train(name: str, work_dir: str) -> float:
+PLAIN_ROOT = osp.join(REPO, 'data', 'digit_scenes_plain')
+
+
+def steps(name: str, work_dir: str) -> List[Tuple[str, List[str]]]:
+    """``(work dir, --cfg-options)`` of each training step of ``name``: one, or for a config
+    with ``fine_tune = dict(epochs, lr, warmup_iters)`` two, the second starting from the
+    first one's last checkpoint."""
+    from mmengine.config import Config
+    fine_tune = Config.fromfile(osp.join(REPO, 'configs', 'demo', f'{name}.py')).get('fine_tune')
+    if not fine_tune:
+        return [(work_dir, [])]
+    scratch = osp.join(work_dir, 'scratch')
+    epochs = fine_tune['epochs']
+    return [(scratch, [f'train_dataloader.dataset.data_root={PLAIN_ROOT}/cls/']),
+            (work_dir, [f'load_from={osp.join(scratch, "last_checkpoint")}',
+                        f'train_cfg.max_epochs={epochs}',
+                        f'optim_wrapper.optimizer.lr={fine_tune["lr"]}',
+                        'param_scheduler.0.start_factor=0.1',
+                        f'param_scheduler.0.end={fine_tune["warmup_iters"]}',
+                        f'param_scheduler.1.T_max={epochs}', f'param_scheduler.1.end={epochs}'])]
+
+
+def ensure_plain_data(seed: int = SEED) -> None:
+    """The classifiers' first step trains on the photo scenes alone (no varied ones)."""
+    if osp.exists(osp.join(PLAIN_ROOT, 'cls', 'train.txt')):
+        return
+    from mmcam.datasets.digit_scenes import COUNTS, write_classification
+    print(f'[train_demo] writing the plain training scenes (seed {seed}) to {PLAIN_ROOT} ...',
+          flush=True)
+    write_classification(osp.join(PLAIN_ROOT, 'cls'), 'train', COUNTS['cls']['train'], seed,
+                         varied=0.0)
+
+
+def _resolved(option: str) -> str:
+    """``load_from=<dir>/last_checkpoint`` -> the checkpoint that file names."""
+    key, value = option.split('=', 1)
+    if key == 'load_from' and osp.basename(value) == 'last_checkpoint':
+        with open(value) as f:
+            return f'{key}={f.read().strip()}'
+    return option
+
+
+def train(name: str, work_dir: str, options: Sequence[str] = ()) -> float:
     """Run the OpenMMLab training of ``name``; return its wall time in seconds."""
     package = MODELS[name][0]
+    options = [_resolved(o) for o in options]
     cmd = [sys.executable, train_script(package), osp.join(REPO, 'configs', 'demo', f'{name}.py'),
-           '--work-dir', work_dir, '--cfg-options', f'randomness.seed={SEED}']
+           '--work-dir', work_dir, '--cfg-options', f'randomness.seed={SEED}', *options]
     # One thread each: on a small, busy CPU, OpenMP threads that spin-wait for each other were
     # several times slower than a single thread.  Set OMP_NUM_THREADS to override.
     env = dict(os.environ)
@@ -136,14 +182,22 @@ def run(name: str, eval_only: bool = False) -> dict:
             with open(report_path) as f:
                 report = json.load(f)
     else:
-        seconds = train(name, work_dir)
+        seconds = 0.0
+        for step_dir, options in steps(name, work_dir):
+            if step_dir != work_dir:
+                ensure_plain_data()
+            seconds += train(name, step_dir, options)
         with open(osp.join(DATA_ROOT, 'meta.json')) as f:
             counts = json.load(f)['counts']
         kind = 'cls' if name.startswith('cls') else 'det'
         from mmengine.config import Config
         epochs = Config.fromfile(osp.join(REPO, 'configs', 'demo', f'{name}.py')).train_cfg
+        fine_tune = Config.fromfile(osp.join(REPO, 'configs', 'demo', f'{name}.py')).get(
+            'fine_tune')
         report = dict(train_seconds=round(seconds), train_images=counts[kind]['train'],
                       epochs=epochs.max_epochs, test_images=counts[kind]['test'])
+        if fine_tune:
+            report['fine_tune_epochs'] = fine_tune['epochs']
         export(work_dir, name)
     checkpoint = osp.join(CKPT_DIR, f'{name}.pth')
     if not osp.exists(checkpoint):
