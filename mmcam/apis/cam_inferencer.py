@@ -37,7 +37,7 @@ from mmcam.models.classifier import ClassifierLogits
 from mmcam.models.state import model_state_restored
 from mmcam.structures import CAMMap, CAMResult, ImageLike, Sample, SkippedImage
 from mmcam.utils.errors import first_line
-from mmcam.visualization.cam_visualizer import CAMVisualizer
+from mmcam.visualization.cam_visualizer import CAMVisualizer, cam_picture
 from mmcam.visualization.panels import tile_panels
 
 def _out_of_memory(err: BaseException) -> bool:
@@ -405,7 +405,7 @@ class CAMInferencer:
             for m in maps:
                 cam = m.cam_input if show_input else m.cam
                 title = f'{m.method} | {m.class_name} ({m.score:.2f})'
-                row.append((title, self.visualizer.draw_cam(base, cam, alpha, seen)))
+                row.append((title, cam_picture(base, cam, alpha, seen)))
             if category in result.guided:
                 gb = result.guided[category]
                 guided_cam = gb * maps[0].cam_input[..., None]

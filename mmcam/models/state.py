@@ -15,7 +15,8 @@ def model_state_restored(model: nn.Module) -> Iterator[None]:
     modes = [(m, m.training) for m in model.modules()]
     params = [(p, p.requires_grad, p.grad) for p in model.parameters()]
     try:
-        model.eval()
+        if any(training for _, training in modes):  # eval() walks every module: skip it when
+            model.eval()                            # nothing is training (a validation loop)
         with torch.enable_grad():
             yield
     finally:

@@ -42,6 +42,18 @@ def overlay_cam(image: np.ndarray, cam: np.ndarray, alpha: float) -> np.ndarray:
     return out
 
 
+def cam_picture(image: np.ndarray, cam: np.ndarray, alpha: float = 0.5,
+                seen_mask: Optional[np.ndarray] = None) -> np.ndarray:
+    """The picture of :meth:`CAMVisualizer.draw_cam`, without making it a visualizer's current
+    image: mmengine's ``set_image`` clears a matplotlib figure, which took half the time of a
+    validation hook's picture (12 of 27 ms a sample for the demo ResNet)."""
+    if cam.shape[:2] != image.shape[:2]:
+        raise ValueError(f'The map is {cam.shape[:2]} but the image is {image.shape[:2]}; '
+                         'expected the map in original-image pixels (see mmcam.geometry).')
+    cam = np.clip(np.nan_to_num(cam.astype(np.float32)), 0.0, 1.0)
+    return grey_unseen(overlay_cam(image, cam, alpha), image, seen_mask)
+
+
 @VISUALIZERS.register_module()
 class CAMVisualizer(Visualizer):
     """A Visualizer that overlays class/box activation maps and feature maps on images."""
@@ -59,11 +71,7 @@ class CAMVisualizer(Visualizer):
 
         Returns the drawn RGB image, which also becomes the visualizer's current image.
         """
-        if cam.shape[:2] != image.shape[:2]:
-            raise ValueError(f'The map is {cam.shape[:2]} but the image is {image.shape[:2]}; '
-                             'expected the map in original-image pixels (see mmcam.geometry).')
-        cam = np.clip(np.nan_to_num(cam.astype(np.float32)), 0.0, 1.0)
-        drawn = grey_unseen(overlay_cam(image, cam, alpha), image, seen_mask)
+        drawn = cam_picture(image, cam, alpha, seen_mask)
         self.set_image(drawn)
         return drawn
 
