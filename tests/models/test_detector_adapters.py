@@ -147,6 +147,23 @@ def test_scores_read_at_priors_equal_the_flattened_outputs(detectors, photo, nam
         assert torch.equal(at_priors(factor_maps, index, 1)[..., 0], factor[:, index])
 
 
+def test_grad_cams_own_classes_explain_box_scores_on_every_level(detectors, photo):
+    """box_scores gives every level a gradient (zero where no kept box comes from it), as
+    grad-cam's classes need at each target layer."""
+    import pytorch_grad_cam
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    from mmcam.utils.modules import find_module
+    loaded = _loaded(detectors, 'rtmdet')
+    adapter = build_adapter(loaded.model)
+    sample = loaded.prepare([photo])[0]
+    dets = adapter.detect(sample, score_thr=THR, topk=1)
+    layers = [find_module(loaded.model, n) for n in adapter.default_target_layers()]
+    assert len(layers) == 3
+    with pytorch_grad_cam.GradCAM(adapter.box_scores(dets, 'logit'), layers) as cam:
+        maps = cam(sample.inputs, [ClassifierOutputTarget(0)])
+    assert np.isfinite(maps).all() and maps.max() > 0
+
+
 @pytest.mark.parametrize('name', CONFIGS)
 def test_box_am_and_feature_maps_end_to_end(detectors, photo, name):
     """gradcam per box, ablationcam and eigencam through the inferencer, the feature maps of
