@@ -211,6 +211,7 @@ class BoxAMInferencer:
                    ([n + 4 * i + k for k in range(4)] if explain != 'class' else [])
                    for i in range(n)]
         scorer = self.adapter.box_scores(dets, 'logit', regression=explain != 'class')
+        scorer.join_levels = False  # per_target_cams takes a missing gradient as zeros
         cam = self.box_method.cam(scorer, self.layers, reshape_transform=self.reshape)
         with cam:
             return per_target_cams(cam, sample.inputs, [

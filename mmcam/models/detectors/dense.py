@@ -273,9 +273,8 @@ class PriorScores(OriginScores):
         else:
             factor = None if factor_maps is None else at_priors(factor_maps, idx, 1)[..., 0]
             scores = scores_of(cls[:, torch.arange(len(idx)), labels], factor, self.kind)
-        # Every level stays in the graph, with weight 0: grad-cam's classes read a gradient at
-        # each target layer, also at a level that no kept box comes from.
-        scores = scores + 0 * sum(m[:, :1, :1, :1].sum((1, 2, 3)) for m in cls_maps)[:, None]
+        if self.join_levels:
+            scores = scores + 0 * sum(m[:, :1, :1, :1].sum((1, 2, 3)) for m in cls_maps)[:, None]
         if not self.regression:
             return scores
         boxes = at_priors(box_maps, idx, 4)
