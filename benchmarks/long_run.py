@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -80,6 +81,7 @@ def measure(images: int, boxam_images: int, root: Path
     ]
     rows = []
     for name, count, out, run in runs:
+        shutil.rmtree(out, ignore_errors=True)  # a reused --work-dir holds the last run's pictures
         code, samples = sampled_run(lambda: run(out), out)
         if code != 0:
             raise RuntimeError(f'{name} exited with {code}')

@@ -20,6 +20,7 @@ import gc
 import importlib.metadata
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -508,6 +509,7 @@ def bench_hooks(b: Bench) -> None:
 
     runs = {}
     for tag, hook in (('plain', False), ('hook', True)):
+        shutil.rmtree(b.work / f'hook_{tag}', ignore_errors=True)  # a reused --work-dir
         runs[tag] = runner(hook, tag)
     times: Dict[str, List[float]] = {'plain': [], 'hook': []}
     in_hook: List[float] = []
