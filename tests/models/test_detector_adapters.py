@@ -42,14 +42,14 @@ CONFIGS = {
 }
 
 
-#: DINO, random weights: alone it finds 6 boxes scoring about 0.85 in every run (checked 6 times
-#: with PYTHONHASHSEED=3, and the whole file twice), but once in a full-suite run of
-#: 2026-12-02 (clean clone, PYTHONHASHSEED=3) detect() returned no box at all; the cause (most
+#: DINO, random weights: alone this file finds 6 boxes scoring about 0.85 every time (6 runs,
+#: PYTHONHASHSEED=3, and the whole file twice), but in both clean-clone full-suite runs of
+#: 2026-12-02 (`.ci/run`, PYTHONHASHSEED=3) detect() returned no box at all; the cause (most
 #: likely state left by an earlier test file) is not found yet. Not strict, so a pass is still
 #: reported as XPASS; the other 15 families stay plain tests.
 NAMES = [pytest.param(name, marks=pytest.mark.xfail(
-    strict=False, reason='DINO intermittently detected nothing in one full-suite run '
-    '(cause not found; see the comment on NAMES)')) if name == 'dino' else name
+    strict=False, reason='DINO detected nothing in full-suite runs from a clean clone, '
+    'though it passes alone (cause not found; see the comment on NAMES)')) if name == 'dino' else name
     for name in CONFIGS]
 
 
