@@ -62,9 +62,9 @@ def channels_last(model: torch.nn.Module) -> Iterator[None]:
 
 
 def conv_norm_pairs(model: torch.nn.Module, example: torch.Tensor
-                    ) -> List[Tuple[torch.nn.Conv2d, torch.nn.BatchNorm2d]]:
+                    ) -> Tuple[List[Tuple[torch.nn.Conv2d, torch.nn.BatchNorm2d]], object]:
     """The (convolution, eval-mode batch norm) pairs where the norm reads the convolution's
-    output tensor itself, found in one forward pass of ``example``."""
+    output tensor itself, found in one forward pass of ``example``, and that pass's output."""
     made, pairs, handles = {}, [], []
 
     def keep_output(conv, args, output):
@@ -83,11 +83,11 @@ def conv_norm_pairs(model: torch.nn.Module, example: torch.Tensor
             handles.append(module.register_forward_pre_hook(match_input))
     try:
         with torch.no_grad():
-            model(example)
+            output = model(example)
     finally:
         for handle in handles:
             handle.remove()
-    return pairs
+    return pairs, output
 
 
 def _identity(x: torch.Tensor) -> torch.Tensor:
@@ -101,10 +101,9 @@ def norms_folded(model: torch.nn.Module, example: torch.Tensor) -> Iterator[int]
 
     Checked on ``example`` (one image): where the folded model's outputs differ from the
     plain model's, nothing is folded."""
-    pairs = conv_norm_pairs(model, example)
+    pairs, expected = conv_norm_pairs(model, example)
     saved = []
     with torch.no_grad():
-        expected = model(example)
         if not isinstance(expected, torch.Tensor):
             pairs = []  # nothing to check the folding against
         for conv, norm in pairs:
