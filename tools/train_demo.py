@@ -191,11 +191,10 @@ def run(name: str, eval_only: bool = False) -> dict:
             counts = json.load(f)['counts']
         kind = 'cls' if name.startswith('cls') else 'det'
         from mmengine.config import Config
-        epochs = Config.fromfile(osp.join(REPO, 'configs', 'demo', f'{name}.py')).train_cfg
-        fine_tune = Config.fromfile(osp.join(REPO, 'configs', 'demo', f'{name}.py')).get(
-            'fine_tune')
+        cfg = Config.fromfile(osp.join(REPO, 'configs', 'demo', f'{name}.py'))
+        fine_tune = cfg.get('fine_tune')
         report = dict(train_seconds=round(seconds), train_images=counts[kind]['train'],
-                      epochs=epochs.max_epochs, test_images=counts[kind]['test'])
+                      epochs=cfg.train_cfg.max_epochs, test_images=counts[kind]['test'])
         if fine_tune:
             report['fine_tune_epochs'] = fine_tune['epochs']
         export(work_dir, name)
