@@ -6,6 +6,13 @@ tool runs them): the trained demo ViT at 96 px, and ViT-B/16 at 224 px built fro
 the mmpretrain wheel ships (random weights: the cost does not depend on them). The issue's bar
 is GradRollout <= 1.5x GradCAM.
 
+Two more columns, timed in the same alternation on the same prepared batch, say what the ratio
+can be: grad-cam's own ``GradCAM`` (forward, then ``backward`` through the whole network and
+its weights, as grad-cam runs it) and the floor of any method that needs dS/dA in every block,
+one forward pass and the gradient of the predicted scores back to the input with the weights
+frozen (no maps, no pipeline). mmcam's GradCAM stops its backward pass at the target layer (the
+last block), so it costs about one forward pass; GradRollout cannot go below the floor.
+
     python benchmarks/transformer_methods.py [--repeats 5] [--batch 4]
 """
 from __future__ import annotations
@@ -50,22 +57,54 @@ def main() -> None:
               ('ViT-B/16, 224 px', _vit_b16(), photos)]
     print(f'Seconds per batch of {args.batch} (median of {args.repeats} alternating runs, '
           f'{torch.get_num_threads()} threads):')
-    print('| model | ' + ' | '.join(METHODS) + ' | GradRollout / GradCAM | '
-          'AttentionRollout / GradCAM |')
-    print('| --- |' + ' ---: |' * (len(METHODS) + 2))
+    print('| model | ' + ' | '.join(METHODS) + ' | grad-cam GradCAM | forward + backward floor '
+          '| GradRollout / GradCAM | AttentionRollout / GradCAM | GradRollout / grad-cam '
+          'GradCAM | GradRollout / floor |')
+    print('| --- |' + ' ---: |' * (len(METHODS) + 6))
     for label, inferencer, images in models:
-        times = {m: [] for m in METHODS}
-        for m in METHODS:  # warm-up
-            list(inferencer.run(images, methods=[m], batch_size=args.batch))
+        batch = torch.cat([s.inputs for s in inferencer.loaded.prepare(images)])
+        runs = {m: (lambda m=m: list(inferencer.run(images, methods=[m],
+                                                    batch_size=args.batch)))
+                for m in METHODS}
+        runs['grad-cam'] = lambda: _grad_cam_gradcam(inferencer, batch)
+        runs['floor'] = lambda: _forward_backward_floor(inferencer.model, batch)
+        times = {m: [] for m in runs}
+        for run in runs.values():  # warm-up
+            run()
         for _ in range(args.repeats):
-            for m in METHODS:
+            for m, run in runs.items():
                 start = time.perf_counter()
-                list(inferencer.run(images, methods=[m], batch_size=args.batch))
+                run()
                 times[m].append(time.perf_counter() - start)
         med = {m: statistics.median(t) for m, t in times.items()}
-        print(f'| {label} | ' + ' | '.join(f'{med[m]:.3f}' for m in METHODS) +
+        print(f'| {label} | ' + ' | '.join(f'{med[m]:.3f}' for m in runs) +
               f' | {med["GradRollout"] / med["GradCAM"]:.2f}x | '
-              f'{med["AttentionRollout"] / med["GradCAM"]:.2f}x |', flush=True)
+              f'{med["AttentionRollout"] / med["GradCAM"]:.2f}x | '
+              f'{med["GradRollout"] / med["grad-cam"]:.2f}x | '
+              f'{med["GradRollout"] / med["floor"]:.2f}x |', flush=True)
+
+
+def _grad_cam_gradcam(inferencer: CAMInferencer, batch: torch.Tensor) -> np.ndarray:
+    """grad-cam's GradCAM on the inferencer's model, target layers and token reshape."""
+    from pytorch_grad_cam import GradCAM
+    with GradCAM(inferencer.model, inferencer.target_layers,
+                 reshape_transform=inferencer.reshape) as cam:
+        maps = cam(input_tensor=batch, targets=None)
+    inferencer.model.zero_grad(set_to_none=True)
+    return maps
+
+
+def _forward_backward_floor(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    """One forward pass and the predicted scores' gradient back to the input, weights frozen."""
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        x = batch.detach().requires_grad_(True)
+        return torch.autograd.grad(model(x).max(dim=1).values.sum(), x)[0]
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
 
 
 def _photos(count: int):

@@ -98,6 +98,10 @@ def captured_attention(modules: Sequence[nn.Module]) -> Iterator[AttentionRecord
             record.maps.append(probs)
             if not torch.is_grad_enabled():
                 return out
+            if not probs.requires_grad:
+                # The first block: the graph starts at its attention, since nothing before it
+                # is differentiated (the caller's weights may be frozen and its input not).
+                probs.requires_grad_(True)
             explicit = probs @ v
             return out + (explicit - explicit.detach())
         return attention
@@ -165,10 +169,15 @@ class AttentionMethod:
 
     #: Whether the map depends on the category (needs a backward pass).
     class_specific = False
+    #: As grad-cam's BaseCAM: the model's output of the one forward pass is kept in
+    #: ``self.outputs`` (with no targets, each row's predicted class is explained), so a
+    #: caller needs no pass of its own for the scores.
+    one_pass_scores = True
 
     def __init__(self, model: nn.Module, target_layers: Optional[Sequence[nn.Module]] = None,
                  reshape_transform: Optional[Callable] = None) -> None:
         self.model = model
+        self.outputs: Optional[torch.Tensor] = None
         self.classifier = getattr(model, 'classifier', model)
         self.backbone = getattr(self.classifier, 'backbone', self.classifier)
         self.reshape = reshape_transform if isinstance(reshape_transform, TokenReshape) \
@@ -205,8 +214,8 @@ class AttentionMethod:
         with patch_grid_probe(self.backbone, [self.reshape], inputs.shape[-2:]), \
                 captured_attention(self.blocks) as record, \
                 torch.set_grad_enabled(self.class_specific):
-            x = inputs.detach().requires_grad_(self.class_specific)
-            logits = self.model(x)
+            logits = self.model(inputs.detach())
+            self.outputs = logits.detach()
             if not record.maps:
                 raise OptionError(
                     f'--method {type(self).__name__}: no attention block of '

@@ -74,6 +74,27 @@ def test_capture_leaves_the_model_unchanged(demo_vit, tmp_path):
         assert torch.equal(model(inputs), plain)
 
 
+@pytest.mark.parametrize('method', METHODS)
+@pytest.mark.parametrize('categories', [None, [3, 7]])
+def test_one_forward_pass_per_batch(demo_vit, method, categories):
+    """The method's own forward pass gives the scores (no probe pass before it): the backbone
+    runs once per batch, and the scores equal a plain forward pass's."""
+    scene = DigitSceneGenerator('test', seed=2).classification_scene(96)
+    image = np.ascontiguousarray(scene.image[..., ::-1])
+    calls = []
+    handle = demo_vit.classifier.backbone.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        result = demo_vit.explain(image, methods=[method], target_category=categories)
+    finally:
+        handle.remove()
+    assert len(calls) == 1
+    with torch.no_grad():
+        expected = demo_vit.model.scores(demo_vit.model(
+            demo_vit.loaded.prepare([image])[0].inputs))[0].numpy()
+    np.testing.assert_allclose(result.scores, expected, rtol=1e-5, atol=1e-6)
+    assert [m.category for m in result.maps] == (categories or [int(expected.argmax())])
+
+
 def test_rollout_maths_on_a_two_token_example():
     # One block, one head: rollout = 0.5 A + 0.5 I; gradient rule = I + relu(dA * A).
     attn = torch.tensor([[[[0.2, 0.8], [0.6, 0.4]]]])
