@@ -376,8 +376,10 @@ CANDIDATES_PER_BOX, LOW_PER_HIGH = 20, 159 / 60
 
 def trained_like_scores(loaded, image: str, boxes: int = 8) -> None:
     """Set YOLOv5-s's objectness so that, on ``image``, about ``20 * boxes`` priors score at
-    least 0.3 and 2.65 times as many at least 0.001, as the trained demo YOLOv5 does, a third
-    of them on each level (so that the kept boxes come from every level).
+    least 0.3 and 2.65 times as many at least 0.001, as the trained demo YOLOv5 did when it
+    was trained with YOLOv5's own assignment (centre cell and two neighbours; the demo
+    checkpoint before 2026-12-03), a third of them on each level (so that the kept boxes come
+    from every level).
 
     With random weights every prior scores alike: all 25200 pass 0.3 when the biases are
     raised, and NMS over them (seconds, O(n^2)) then dominates both tools' time, which no

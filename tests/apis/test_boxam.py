@@ -585,10 +585,10 @@ def test_trained_detector_maps_point_at_their_boxes(family):
 #: family -> (boxes, gradcam (per pixel, the default), gradcam-avg); docs/en/boxam_vis.md has
 #: the whole table. The misses of the per-pixel map land a few pixels beside their box, not in
 #: another box.
-OWN_BOX_MEASURED = {'yolov5': (94, '83.0%', '59.6%'), 'yolov6': (101, '92.1%', '41.6%'),
+OWN_BOX_MEASURED = {'yolov5': (70, '94.3%', '60.0%'), 'yolov6': (101, '92.1%', '41.6%'),
                     'yolox': (86, '60.5%', '18.6%'), 'rtmdet': (92, '73.9%', '27.2%'),
                     'retinanet': (90, '93.3%', '16.7%'), 'faster_rcnn': (79, '93.7%', '15.2%')}
-MEETS_THE_BAR = {'yolov6', 'retinanet', 'faster_rcnn'}
+MEETS_THE_BAR = {'yolov5', 'yolov6', 'retinanet', 'faster_rcnn'}
 
 
 @pytest.mark.parametrize('family', TRAINED)
