@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from mmcam.apis import CAMInferencer
+from mmcam.apis.cam_inferencer import activation_gradients_only
 from mmcam.datasets.digit_scenes import DigitSceneGenerator
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -96,15 +97,9 @@ def _grad_cam_gradcam(inferencer: CAMInferencer, batch: torch.Tensor) -> np.ndar
 
 def _forward_backward_floor(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
     """One forward pass and the predicted scores' gradient back to the input, weights frozen."""
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    for p, _ in flags:
-        p.requires_grad_(False)
-    try:
+    with activation_gradients_only(model):
         x = batch.detach().requires_grad_(True)
         return torch.autograd.grad(model(x).max(dim=1).values.sum(), x)[0]
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
 
 
 def _photos(count: int):
