@@ -73,6 +73,8 @@ class CAMQualityMetric(BaseMetric):
         metrics: figure groups, a subset of :data:`METRIC_GROUPS`.
         category: classifiers: explain the ``'gt'`` class (the predicted one when the
             sample has no label) or the ``'pred'`` one.
+        explain: detectors: what each box's map explains, ``'class'``, ``'box'`` or ``'both'``
+            (as ``demo/boxam_vis_demo.py --explain``).
         tolerances: pointing-game tolerances in pixels, besides the strict count.
         boxes: classifiers: a JSON file with each image's object boxes (see
             :func:`load_box_file`); detectors take theirs from the samples' ``gt_instances``.
@@ -90,6 +92,7 @@ class CAMQualityMetric(BaseMetric):
                  target_layers: Optional[Sequence[str]] = None,
                  metrics: Sequence[str] = METRIC_GROUPS,
                  category: str = 'gt',
+                 explain: str = 'class',
                  tolerances: Sequence[float] = (POINTING_TOLERANCE, ),
                  boxes: Optional[str] = None,
                  score_thr: float = 0.3,
@@ -108,6 +111,7 @@ class CAMQualityMetric(BaseMetric):
                               f'expected some of {", ".join(METRIC_GROUPS)}.')
         if category not in ('gt', 'pred'):
             raise OptionError(f"category={category!r}: expected 'gt' or 'pred'.")
+        self.explain = explain
         self.groups = tuple(g for g in METRIC_GROUPS if g in metrics)
         self.target_layers = list(target_layers) if target_layers else None
         self.category, self.tolerances = category, tuple(float(t) for t in tolerances)
@@ -138,6 +142,9 @@ class CAMQualityMetric(BaseMetric):
         for layer in layers:
             suffix = f'@{layer[0]}' if len(layers) > 1 else ''
             if self.task == 'classification':
+                if self.explain != 'class':
+                    raise OptionError(f'--explain {self.explain} is for detectors; a '
+                                      "classifier's map always explains a class. Drop it.")
                 for m in self.methods:
                     get_method(m)  # an unknown name fails before any image is read
                 pair = [CAMInferencer(lm, target_layers=layer) if lm else None
@@ -145,7 +152,8 @@ class CAMQualityMetric(BaseMetric):
                 self.explainers[suffix] = tuple(pair)
                 continue
             # Layers only when given: the inferencer knows each family's default.
-            options = dict(score_thr=self.score_thr, **({'target_layers': layer} if layer else {}))
+            options = dict(score_thr=self.score_thr, explain=self.explain,
+                           **({'target_layers': layer} if layer else {}))
             for m in self.methods:
                 pair = [BoxAMInferencer(lm, m, **options) if lm else None
                         for lm in (loaded, random_loaded)]

@@ -16,6 +16,7 @@ import sys
 import time
 from typing import List, Optional
 
+from mmcam.cams.box_methods import EXPLAIN_CHOICES
 from mmcam.evaluation.faithfulness import ROAD_PERCENTILES
 from mmcam.evaluation.metric import METRIC_GROUPS, SANITY_THRESHOLD
 from mmcam.evaluation.scores import POINTING_TOLERANCE
@@ -45,6 +46,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         '(default: <ann_file>.json next to the annotation file, if present)')
     parser.add_argument('--category', default='gt', choices=('gt', 'pred'),
                         help='classifiers: explain the true (default) or the predicted class')
+    parser.add_argument('--explain', default='class', choices=EXPLAIN_CHOICES,
+                        help="detectors: what each box's map explains, its class score (class, "
+                             'default), its box outputs (box) or both, as in '
+                             'demo/boxam_vis_demo.py')
     parser.add_argument('--tolerance', type=float, nargs='+', default=[POINTING_TOLERANCE],
                         help=f'pointing-game tolerances in pixels (default {POINTING_TOLERANCE:g}; '
                              'the strict count is always given)')
@@ -158,7 +163,8 @@ def _evaluate(args: argparse.Namespace, start: float) -> int:
     boxes = args.boxes or (_default_boxes(cfg) if classification else None)
     metric = dict(type='mmcam.CAMQualityMetric', methods=methods,
                   target_layers=args.target_layers, metrics=groups,
-                  category=args.category, tolerances=args.tolerance, boxes=boxes,
+                  category=args.category, explain=args.explain,
+                  tolerances=args.tolerance, boxes=boxes,
                   score_thr=args.score_thr, steps=args.steps,
                   road_percentiles=args.road_percentiles, work_dir=args.work_dir,
                   save_maps=args.save_maps)

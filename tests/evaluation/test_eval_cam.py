@@ -67,10 +67,10 @@ def test_classifier_localisation_equals_the_old_check(cls_data, tmp_path, model,
     assert sorted(r['index'] for r in res['images']) == list(range(CLS_COUNT))
 
 
-def _old_boxam_figures(method: str) -> dict:
+def _old_boxam_figures(method: str, explain: str = 'class') -> dict:
     """What tools/eval_boxam.py computed: its scenes drawn in memory (not read from files),
     each box's own map against that box, the combined map against all detected boxes."""
-    boxam = BoxAMInferencer(LoadedModel(*YOLOV5), method, score_thr=0.3)
+    boxam = BoxAMInferencer(LoadedModel(*YOLOV5), method, score_thr=0.3, explain=explain)
     gen = DigitSceneGenerator('test', seed=DET_SEED)
     inside, near, ratios, boxes = [], [], [], 0
     for _ in range(DET_COUNT):
@@ -100,6 +100,28 @@ def test_detector_figures_equal_the_old_box_am_check(det_data, tmp_path):
     assert s['energy_ratio_detections']['mean'] == pytest.approx(old['energy_ratio'])
     # And against the ground truth: every matched detection's map, in its true box.
     assert 0 < s['matched']['mean'] <= 1 and s['pointing_4px']['n'] > 0
+
+
+def test_explain_box_is_evaluated_as_the_inferencer_draws_it(det_data, tmp_path):
+    """--explain box: the figures of the box-regression maps, not those of the class maps."""
+    res = _run(YOLOV5, det_data, tmp_path, '--methods', 'gradcam', '--explain', 'box',
+               '--metrics', 'localisation', '--tolerance', '4')
+    s = res['summary']['gradcam']
+    box, cls = _old_boxam_figures('gradcam', 'box'), _old_boxam_figures('gradcam')
+    assert s['boxes'] == box['boxes'] > 0
+    assert s['energy_ratio_detections']['mean'] == pytest.approx(box['energy_ratio'])
+    assert s['peak_in_own_box']['mean'] == pytest.approx(box['peak_in_box'])
+    assert box['energy_ratio'] != pytest.approx(cls['energy_ratio'])
+
+
+def test_explain_needs_a_detector_and_a_gradient_method(cls_data, det_data, tmp_path, capsys):
+    code = main([*RESNET, '--work-dir', str(tmp_path / 'cls'), '--explain', 'box',
+                 '--cfg-options', f'test_dataloader.dataset.data_root={cls_data}/'])
+    assert code == 2 and 'for detectors' in capsys.readouterr().err
+    code = main([*YOLOV5, '--work-dir', str(tmp_path / 'det'), '--methods', 'eigencam',
+                 '--explain', 'box', '--metrics', 'localisation',
+                 '--cfg-options', f'test_dataloader.dataset.data_root={det_data}/'])
+    assert code == 2 and 'needs a gradient method' in capsys.readouterr().err
 
 
 def _dist_env():
