@@ -2,9 +2,11 @@
 
 Each model is trained by the real OpenMMLab entry point (mmpretrain's, mmyolo's or mmdet's
 ``tools/train.py``, an mmengine Runner) from ``configs/demo/<NAME>.py`` with a fixed seed.  A
-config with a ``fine_tune`` entry (the classifiers) is trained in two steps: from scratch on the
-plain photo scenes (``data/digit_scenes_plain``, written with no varied scenes), then fine-tuned
-from that checkpoint on ``data/digit_scenes`` for ``fine_tune['epochs']`` epochs.  The
+config with a ``fine_tune`` entry is trained in two steps: from scratch, then fine-tuned from
+that checkpoint for ``fine_tune['epochs']`` epochs with the config as it stands.  The first step
+of the classifiers trains on the plain photo scenes (``data/digit_scenes_plain``, written with
+no varied scenes); that of a detector whose ``fine_tune`` names a ``first_scale`` trains at that
+input size (every ``scale`` of its pipelines), the second at the config's own.  The
 last checkpoint is exported to ``demo/checkpoints/<NAME>.pth`` (fp16 weights plus the class
 names) and that exported file is evaluated on the held-out test split; the numbers go to
 ``demo/checkpoints/<NAME>.json``.
@@ -68,21 +70,36 @@ PLAIN_ROOT = osp.join(REPO, 'data', 'digit_scenes_plain')
 
 def steps(name: str, work_dir: str) -> List[Tuple[str, List[str]]]:
     """``(work dir, --cfg-options)`` of each training step of ``name``: one, or for a config
-    with ``fine_tune = dict(epochs, lr, warmup_iters)`` two, the second starting from the
-    first one's last checkpoint."""
+    with ``fine_tune = dict(epochs, lr, warmup_iters[, first_scale])`` two, the second starting
+    from the first one's last checkpoint."""
     from mmengine.config import Config
-    fine_tune = Config.fromfile(osp.join(REPO, 'configs', 'demo', f'{name}.py')).get('fine_tune')
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'demo', f'{name}.py'))
+    fine_tune = cfg.get('fine_tune')
     if not fine_tune:
         return [(work_dir, [])]
+    if 'first_scale' in fine_tune:
+        first = _scale_options(cfg, fine_tune['first_scale'])
+    else:
+        first = [f'train_dataloader.dataset.data_root={PLAIN_ROOT}/cls/']
     scratch = osp.join(work_dir, 'scratch')
     epochs = fine_tune['epochs']
-    return [(scratch, [f'train_dataloader.dataset.data_root={PLAIN_ROOT}/cls/']),
+    return [(scratch, first),
             (work_dir, [f'load_from={osp.join(scratch, "last_checkpoint")}',
                         f'train_cfg.max_epochs={epochs}',
                         f'optim_wrapper.optimizer.lr={fine_tune["lr"]}',
                         'param_scheduler.0.start_factor=0.1',
                         f'param_scheduler.0.end={fine_tune["warmup_iters"]}',
                         f'param_scheduler.1.T_max={epochs}', f'param_scheduler.1.end={epochs}'])]
+
+
+def _scale_options(cfg, scale: Sequence[int]) -> List[str]:
+    """--cfg-options that set every ``scale`` of the config's data pipelines to ``scale``."""
+    options = []
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        for index, step in enumerate(cfg[loader].dataset.pipeline):
+            if 'scale' in step:
+                options.append(f'{loader}.dataset.pipeline.{index}.scale=({scale[0]},{scale[1]})')
+    return options
 
 
 def ensure_plain_data(seed: int = SEED) -> None:
@@ -184,7 +201,7 @@ def run(name: str, eval_only: bool = False) -> dict:
     else:
         seconds = 0.0
         for step_dir, options in steps(name, work_dir):
-            if step_dir != work_dir:
+            if step_dir != work_dir and name.startswith('cls'):
                 ensure_plain_data()
             seconds += train(name, step_dir, options)
         with open(osp.join(DATA_ROOT, 'meta.json')) as f:

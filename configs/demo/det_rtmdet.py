@@ -1,8 +1,10 @@
 # RTMDet with the other demo detectors' sizes (deepen 0.33, widen 0.25) for the digit scenes,
-# 160 x 160 input, trained from scratch, with random affine warps: without them RTMDet memorised
-# the training scenes (val mAP@0.5 0.71 after 48 of 64 epochs, training cls loss 0.04).
-# Re-train: python tools/train_demo.py det_rtmdet
-_base_ = ['./_base_/det_digits.py']
+# with random affine warps: without them RTMDet memorised the training scenes (val mAP@0.5 0.71
+# after 48 of 64 epochs, training cls loss 0.04).  Trained in two steps (fine_tune below): 60
+# epochs from scratch at 160 x 160, then 12 epochs at the 320 x 320 input of
+# _base_/det_digits_320.py, where its per-box GradCAM peaks in its own box for 94.3 % of the
+# boxes of 80 held-out scenes instead of 73.1 %.  Re-train: python tools/train_demo.py det_rtmdet
+_base_ = ['./_base_/det_digits_320.py']
 
 deepen_factor = 0.33
 widen_factor = 0.25
@@ -53,3 +55,4 @@ param_scheduler = [
 ]
 train_dataloader = dict(dataset=dict(pipeline=_base_.train_pipeline_affine))
 train_cfg = dict(max_epochs=max_epochs, val_interval=10)
+fine_tune = dict(epochs=12, lr=1e-3, warmup_iters=50, first_scale=(160, 160))

@@ -1,6 +1,9 @@
-# YOLOX-nano/tiny sized detector (deepen 0.33, widen 0.25) for the digit scenes, 160 x 160
-# input, trained from scratch.  Re-train: python tools/train_demo.py det_yolox
-_base_ = ['./_base_/det_digits.py']
+# YOLOX-nano/tiny sized detector (deepen 0.33, widen 0.25) for the digit scenes.  Trained in two
+# steps (fine_tune below): 48 epochs from scratch at 160 x 160, then 12 epochs at the
+# 320 x 320 input of _base_/det_digits_320.py, where its per-box GradCAM peaks in its own box
+# for 91.9 % of the boxes of 80 held-out scenes instead of 64.4 %.
+# Re-train: python tools/train_demo.py det_yolox
+_base_ = ['./_base_/det_digits_320.py']
 
 deepen_factor = 0.33
 widen_factor = 0.25
@@ -39,3 +42,4 @@ model = dict(
         assigner=dict(type='mmdet.SimOTAAssigner', center_radius=2.5,
                       iou_calculator=dict(type='mmdet.BboxOverlaps2D'))),
     test_cfg=_base_.model_test_cfg)
+fine_tune = dict(epochs=12, lr=1e-3, warmup_iters=50, first_scale=(160, 160))

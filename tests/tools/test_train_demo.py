@@ -1,4 +1,5 @@
-"""tools/train_demo.py's plan: the classifiers' two steps, as mmengine reads the options.
+"""tools/train_demo.py's plan: the two steps of the classifiers and of the 320 px detectors, as
+mmengine reads the options.
 
 Training itself takes tens of minutes per model and is not run here; these checks make sure the
 second step starts from the first step's checkpoint with the config's fine-tuning settings.
@@ -53,6 +54,24 @@ def test_classifiers_train_from_scratch_on_plain_scenes_then_fine_tune(train_dem
 
 def test_detectors_train_in_one_step(train_demo, tmp_path):
     assert train_demo.steps('det_yolov5', str(tmp_path)) == [(str(tmp_path), [])]
+
+
+@pytest.mark.parametrize('name', ['det_rtmdet', 'det_yolox', 'det_yolov6'])
+def test_large_input_detectors_train_at_the_first_scale_then_at_their_own(train_demo, tmp_path,
+                                                                          name):
+    plan = train_demo.steps(name, str(tmp_path))
+    fine_tune = Config.fromfile(str(REPO / 'configs' / 'demo' / f'{name}.py')).fine_tune
+    first = _merged_options(name, plan[0][1])
+    (tmp_path / 'scratch').mkdir()
+    (tmp_path / 'scratch' / 'last_checkpoint').write_text(str(tmp_path / 'epoch_60.pth\n'))
+    second = _merged_options(name, [train_demo._resolved(o) for o in plan[1][1]])
+    for cfg, scale in ((first, tuple(fine_tune['first_scale'])), (second, (320, 320))):
+        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+            scales = [tuple(step['scale']) for step in cfg[loader].dataset.pipeline
+                      if 'scale' in step]
+            assert scales == [scale, scale], (loader, scales)
+    assert second.load_from == str(tmp_path / 'epoch_60.pth')
+    assert second.train_cfg.max_epochs == fine_tune['epochs']
 
 
 def _merged_options(name: str, options) -> Config:
