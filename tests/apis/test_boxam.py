@@ -535,20 +535,21 @@ DEMO = {f: (REPO / 'configs' / 'demo' / f'det_{f}.py', REPO / 'demo' / 'checkpoi
 
 
 @functools.lru_cache(maxsize=None)
-def _eval_scenes() -> str:
-    """The 20 held-out detection scenes of the docs (seed 7), written once per session."""
+def _eval_scenes(count: int = 20) -> str:
+    """Held-out detection scenes of the docs (seed 7; the first 20 are the docs' tables' scenes,
+    80 those of the bar), written once per session."""
     import tempfile
 
     from mmcam.datasets.digit_scenes import write_detection
-    root = tempfile.mkdtemp(prefix='mmcam_boxam_eval_')
-    write_detection(root, 'test', 20, seed=7)
+    root = tempfile.mkdtemp(prefix=f'mmcam_boxam_eval{count}_')
+    write_detection(root, 'test', count, seed=7)
     return root
 
 
 @functools.lru_cache(maxsize=None)
-def trained_metrics(family: str, method: str) -> dict:
-    """tools/eval_cam.py's localisation figures on the 20 held-out scenes of the docs (once
-    per session): each box's own map against that box, the combined map against all boxes."""
+def trained_metrics(family: str, method: str, scenes: int = 20) -> dict:
+    """tools/eval_cam.py's localisation figures on held-out scenes of the docs (once per
+    session): each box's own map against that box, the combined map against all boxes."""
     import json
     import tempfile
 
@@ -557,7 +558,7 @@ def trained_metrics(family: str, method: str) -> dict:
     work_dir = tempfile.mkdtemp(prefix=f'mmcam_boxam_{family}_')
     assert eval_cam([str(cfg), str(ckpt), '--methods', method, '--metrics', 'localisation',
                      '--tolerance', '4', '--work-dir', work_dir, '--cfg-options',
-                     f'test_dataloader.dataset.data_root={_eval_scenes()}/']) == 0
+                     f'test_dataloader.dataset.data_root={_eval_scenes(scenes)}/']) == 0
     with open(os.path.join(work_dir, 'results.json')) as f:
         s = json.load(f)['summary'][method]
     return dict(boxes=s['boxes'], peak_in_box=s['peak_in_own_box']['mean'],
@@ -580,17 +581,6 @@ def test_trained_detector_maps_point_at_their_boxes(family):
     assert grad['peak_in_box'] >= 5 * grad['peak_chance'], grad
 
 
-#: Per-box peak in its own box, measured with tools/eval_boxam.py (now tools/eval_cam.py) on
-#: 20 held-out scenes:
-#: family -> (boxes, gradcam (per pixel, the default), gradcam-avg); docs/en/boxam_vis.md has
-#: the whole table. The misses of the per-pixel map land a few pixels beside their box, not in
-#: another box.
-OWN_BOX_MEASURED = {'yolov5': (70, '94.3%', '60.0%'), 'yolov6': (101, '92.1%', '41.6%'),
-                    'yolox': (86, '60.5%', '18.6%'), 'rtmdet': (92, '73.9%', '27.2%'),
-                    'retinanet': (90, '93.3%', '16.7%'), 'faster_rcnn': (79, '93.7%', '15.2%')}
-MEETS_THE_BAR = {'yolov5', 'yolov6', 'retinanet', 'faster_rcnn'}
-
-
 @pytest.mark.parametrize('family', TRAINED)
 def test_per_pixel_gradcam_follows_its_box_better_than_the_averaged_one(family):
     per_pixel = trained_metrics(family, 'gradcam')
@@ -599,16 +589,12 @@ def test_per_pixel_gradcam_follows_its_box_better_than_the_averaged_one(family):
     assert per_pixel['energy_ratio'] > averaged['energy_ratio'], (per_pixel, averaged)
 
 
-@pytest.mark.parametrize('family', [
-    family if family in MEETS_THE_BAR else pytest.param(family, marks=pytest.mark.xfail(
-        strict=True, reason=(
-            f'per-pixel GradCAM (the default) peaks in its own box for {grad} of {boxes} boxes '
-            f'on the {family} demo detector (the averaged GradCAM: {avg}); the misses are a '
-            'few pixels beside the box')))
-    for family, (boxes, grad, avg) in OWN_BOX_MEASURED.items()])
+@pytest.mark.parametrize('family', TRAINED)
 def test_trained_detector_gradcam_peaks_in_its_own_box(family):
-    """The 90% bar, for the default per-box map on held-out scenes."""
-    grad = trained_metrics(family, 'gradcam')
+    """The 90% bar, for the default per-box map on 80 held-out scenes (docs/en/boxam_vis.md:
+    YOLOv5 96.6 %, YOLOv6 97.3 %, YOLOX 91.9 %, RTMDet 94.3 %, RetinaNet 93.1 %, Faster R-CNN
+    91.8 %; on 20 scenes one box moves a figure by 1-1.5 points, so the bar is read on 80)."""
+    grad = trained_metrics(family, 'gradcam', scenes=80)
     assert grad['peak_in_box'] >= 0.9, grad
 
 
