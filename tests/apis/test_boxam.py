@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import tempfile
 from pathlib import Path
 
 import mmcv
@@ -535,13 +536,18 @@ DEMO = {f: (REPO / 'configs' / 'demo' / f'det_{f}.py', REPO / 'demo' / 'checkpoi
 
 
 @functools.lru_cache(maxsize=None)
+def _scratch() -> tempfile.TemporaryDirectory:
+    """One folder for the evaluation runs below (scenes, reports: about 5 MB a run), removed
+    when the test process exits."""
+    return tempfile.TemporaryDirectory(prefix='mmcam_boxam_')
+
+
+@functools.lru_cache(maxsize=None)
 def _eval_scenes(count: int = 20) -> str:
     """Held-out detection scenes of the docs (seed 7; the first 20 are the docs' tables' scenes,
     80 those of the bar), written once per session."""
-    import tempfile
-
     from mmcam.datasets.digit_scenes import write_detection
-    root = tempfile.mkdtemp(prefix=f'mmcam_boxam_eval{count}_')
+    root = tempfile.mkdtemp(prefix=f'eval{count}_', dir=_scratch().name)
     write_detection(root, 'test', count, seed=7)
     return root
 
@@ -551,11 +557,10 @@ def trained_metrics(family: str, method: str, scenes: int = 20) -> dict:
     """tools/eval_cam.py's localisation figures on held-out scenes of the docs (once per
     session): each box's own map against that box, the combined map against all boxes."""
     import json
-    import tempfile
 
     from mmcam.evaluation.tool import main as eval_cam
     cfg, ckpt = DEMO[family]
-    work_dir = tempfile.mkdtemp(prefix=f'mmcam_boxam_{family}_')
+    work_dir = tempfile.mkdtemp(prefix=f'{family}_{method}_', dir=_scratch().name)
     assert eval_cam([str(cfg), str(ckpt), '--methods', method, '--metrics', 'localisation',
                      '--tolerance', '4', '--work-dir', work_dir, '--cfg-options',
                      f'test_dataloader.dataset.data_root={_eval_scenes(scenes)}/']) == 0
