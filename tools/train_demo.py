@@ -201,7 +201,7 @@ def run(name: str, eval_only: bool = False) -> dict:
     else:
         seconds = 0.0
         for step_dir, options in steps(name, work_dir):
-            if step_dir != work_dir and name.startswith('cls'):
+            if any(PLAIN_ROOT in option for option in options):
                 ensure_plain_data()
             seconds += train(name, step_dir, options)
         with open(osp.join(DATA_ROOT, 'meta.json')) as f:

@@ -130,6 +130,9 @@ class CAMQualityMetric(BaseMetric):
         """Explain ``loaded``'s model (the one the Runner tests)."""
         self.loaded = loaded
         self.task = loaded.task
+        if self.task == 'classification' and self.explain != 'class':
+            raise OptionError(f'--explain {self.explain} is for detectors; a '
+                              "classifier's map always explains a class. Drop it.")
         layers: List[Optional[List[str]]] = [[n] for n in self.target_layers] \
             if self.target_layers and len(self.target_layers) > 1 else [self.target_layers]
         self.random_model = self.randomised_names = random_loaded = None
@@ -142,9 +145,6 @@ class CAMQualityMetric(BaseMetric):
         for layer in layers:
             suffix = f'@{layer[0]}' if len(layers) > 1 else ''
             if self.task == 'classification':
-                if self.explain != 'class':
-                    raise OptionError(f'--explain {self.explain} is for detectors; a '
-                                      "classifier's map always explains a class. Drop it.")
                 for m in self.methods:
                     get_method(m)  # an unknown name fails before any image is read
                 pair = [CAMInferencer(lm, target_layers=layer) if lm else None
