@@ -6,7 +6,12 @@ the own held-out test split and on scenes of a second generator.
   ``data/digit_scenes/cls/test`` (the split ``tools/train_demo.py`` evaluates), and the
   localisation scenes are those of :func:`mmcam.cams.localisation.localisation_hits` (seed 1);
 * second generator: :class:`mmcam.datasets.other_scenes.OtherSceneGenerator` (test digits only,
-  224 x 224, other backgrounds, colours, sizes; see its docstring).
+  224 x 224, other backgrounds, colours, sizes; see its docstring);
+* own varied scenes: the training generator's varied scenes
+  (:meth:`~mmcam.datasets.digit_scenes.DigitSceneGenerator.varied_classification_scene`) drawn
+  from the test split (test digits, test photos; seed :data:`VARIED_SEED`).  A model weak here
+  as well as on the second generator underfits its own training distribution; one strong here
+  but weak there has learnt the generator.
 
 Localisation: the share of scenes whose map for the true class peaks inside the digit's box
 (strict) and within ``--tolerance`` pixels of it (:func:`mmcam.cams.localisation.peak_in_box`,
@@ -36,6 +41,8 @@ MODELS = {
     'cls_resnet': (['backbone.layer4'], ['GradCAM']),
     'cls_vit': (None, ['GradCAM', 'AttentionRollout', 'GradRollout']),
 }
+#: Seed of the own varied scenes (test split).
+VARIED_SEED = 9
 
 
 def parse_args() -> argparse.Namespace:
@@ -47,6 +54,8 @@ def parse_args() -> argparse.Namespace:
                         help='own test-split scenes for top-1 (1000 = the whole split)')
     parser.add_argument('--other-count', type=int, default=200,
                         help='second-generator scenes for top-1')
+    parser.add_argument('--varied-count', type=int, default=300,
+                        help='own varied test-split scenes for top-1 (0: skip)')
     parser.add_argument('--loc-count', type=int, default=100,
                         help='scenes per generator for the localisation figures')
     parser.add_argument('--other-seed', type=int, default=0, help='second-generator seed')
@@ -101,11 +110,14 @@ def main() -> None:
     own = [own_gen.classification_scene(96) for _ in range(args.own_count)]
     loc_gen = DigitSceneGenerator('test', seed=args.loc_seed)
     own_loc = [loc_gen.classification_scene(96) for _ in range(args.loc_count)]
+    varied_gen = DigitSceneGenerator('test', seed=VARIED_SEED)
+    varied = [varied_gen.varied_classification_scene() for _ in range(args.varied_count)]
     other_gen = OtherSceneGenerator(args.other_seed)
     other = [other_gen.scene() for _ in range(max(args.other_count, args.loc_count))]
     other_loc = other[:args.loc_count]
 
     report = dict(own_count=len(own), other_count=args.other_count, loc_count=args.loc_count,
+                  varied_count=len(varied), varied_seed=VARIED_SEED,
                   other_seed=args.other_seed, loc_seed=args.loc_seed, tolerance=args.tolerance,
                   models={})
     for name in args.models:
@@ -116,6 +128,7 @@ def main() -> None:
                             target_layers=layers)
         entry = dict(checkpoint=osp.relpath(ckpt, REPO) if ckpt.startswith(REPO) else ckpt,
                      top1_own=top1(inf, own), top1_other=top1(inf, other[:args.other_count]),
+                     top1_varied=top1(inf, varied) if varied else None,
                      loc_own=localisation(inf, methods, own_loc, args.tolerance),
                      loc_other=localisation(inf, methods, other_loc, args.tolerance))
         entry['seconds'] = round(time.time() - start)
@@ -124,11 +137,15 @@ def main() -> None:
               flush=True)
 
     tol = f'{args.tolerance:g} px'
-    print(f'\ntop-1: own test split ({len(own)} scenes), second generator '
-          f'({args.other_count} scenes, seed {args.other_seed})')
-    print('| model | checkpoint | own split | second generator |\n| --- | --- | ---: | ---: |')
+    print(f'\ntop-1: own test split ({len(own)} scenes), own varied scenes ({len(varied)}, '
+          f'test split, seed {VARIED_SEED}), second generator ({args.other_count} scenes, seed '
+          f'{args.other_seed})')
+    print('| model | checkpoint | own split | own varied | second generator |\n'
+          '| --- | --- | ---: | ---: | ---: |')
     for name, e in report['models'].items():
-        print(f'| {name} | {e["checkpoint"]} | {e["top1_own"]:.1f} % | {e["top1_other"]:.1f} % |')
+        varied_cell = '-' if e['top1_varied'] is None else f'{e["top1_varied"]:.1f} %'
+        print(f'| {name} | {e["checkpoint"]} | {e["top1_own"]:.1f} % | {varied_cell} | '
+              f'{e["top1_other"]:.1f} % |')
     print(f'\npeak in the digit box, strict / within {tol} ({args.loc_count} scenes per '
           f'generator; own: seed {args.loc_seed}, second: seed {args.other_seed})')
     print('| model | method | own generator | second generator |\n| --- | --- | --- | --- |')
