@@ -1,6 +1,9 @@
-"""Shared fixtures: where the configs shipped inside the OpenMMLab wheels live."""
+"""Shared fixtures: where the configs shipped inside the OpenMMLab wheels live, and the scripts
+of tools/ loaded as modules."""
+import importlib.util
 import os
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -26,6 +29,18 @@ def mmyolo_configs() -> Path:
 @pytest.fixture(scope='session')
 def repo_root() -> Path:
     return REPO
+
+
+@pytest.fixture(scope='session')
+def load_tool():
+    """``load_tool('train_demo')`` -> the module of ``tools/train_demo.py`` (tools/ is not a
+    package, so its scripts are loaded by path)."""
+    def load(name: str) -> ModuleType:
+        spec = importlib.util.spec_from_file_location(name, REPO / 'tools' / f'{name}.py')
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load
 
 
 def folder_loader(data_root, pipeline) -> dict:

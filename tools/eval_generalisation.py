@@ -70,6 +70,14 @@ def _bgr(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image[..., ::-1])  # scenes are RGB; mmcam reads BGR
 
 
+def own_varied_scenes(count: int) -> list:
+    """``count`` varied scenes of the training generator drawn from the test split (test digits
+    and photos), seed :data:`VARIED_SEED`."""
+    from mmcam.datasets.digit_scenes import DigitSceneGenerator
+    gen = DigitSceneGenerator('test', seed=VARIED_SEED)
+    return [gen.varied_classification_scene() for _ in range(count)]
+
+
 def top1(inferencer, scenes: Sequence, batch: int = 50) -> float:
     """Top-1 accuracy (%) of the inferencer's classifier on single-digit scenes."""
     import torch
@@ -110,8 +118,7 @@ def main() -> None:
     own = [own_gen.classification_scene(96) for _ in range(args.own_count)]
     loc_gen = DigitSceneGenerator('test', seed=args.loc_seed)
     own_loc = [loc_gen.classification_scene(96) for _ in range(args.loc_count)]
-    varied_gen = DigitSceneGenerator('test', seed=VARIED_SEED)
-    varied = [varied_gen.varied_classification_scene() for _ in range(args.varied_count)]
+    varied = own_varied_scenes(args.varied_count)
     other_gen = OtherSceneGenerator(args.other_seed)
     other = [other_gen.scene() for _ in range(max(args.other_count, args.loc_count))]
     other_loc = other[:args.loc_count]

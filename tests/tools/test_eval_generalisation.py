@@ -4,7 +4,6 @@ come out, and the own varied scenes are the training generator's varied ones of 
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -30,13 +29,8 @@ def test_eval_generalisation_reports_the_three_top1_figures(tmp_path):
     assert set(entry['loc_own']) == set(entry['loc_other']) == {'GradCAM'}
 
 
-def test_own_varied_scenes_are_varied_test_split_scenes():
-    from mmcam.datasets.digit_scenes import DigitSceneGenerator, digit_splits
-    spec = importlib.util.spec_from_file_location('eval_generalisation',
-                                                  REPO / 'tools' / 'eval_generalisation.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    gen = DigitSceneGenerator('test', seed=module.VARIED_SEED)
-    scenes = [gen.varied_classification_scene() for _ in range(20)]
+def test_own_varied_scenes_are_varied_test_split_scenes(load_tool):
+    from mmcam.datasets.digit_scenes import digit_splits
+    scenes = load_tool('eval_generalisation').own_varied_scenes(20)
     assert len({s.image.shape[0] for s in scenes}) > 5  # 64-176 px, not the 96 px test scenes
     assert set(d for s in scenes for d in s.digit_ids) <= set(digit_splits()['test'].tolist())

@@ -6,7 +6,6 @@ second step starts from the first step's checkpoint with the config's fine-tunin
 """
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -16,11 +15,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope='module')
-def train_demo():
-    spec = importlib.util.spec_from_file_location('train_demo', REPO / 'tools' / 'train_demo.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def train_demo(load_tool):
+    return load_tool('train_demo')
 
 
 class _Namespace(dict):
