@@ -1,5 +1,5 @@
 """Do the demo classifiers recognise digits or their generator? Top-1 and CAM localisation on
-the own held-out test split and on scenes of a second generator.
+the own held-out test split and on scenes of a second and a third generator.
 
 * own generator: :class:`mmcam.datasets.digit_scenes.DigitSceneGenerator` test split (test
   digits on test photos, 96 x 96); seed 0 gives exactly the scenes of
@@ -7,6 +7,11 @@ the own held-out test split and on scenes of a second generator.
   localisation scenes are those of :func:`mmcam.cams.localisation.localisation_hits` (seed 1);
 * second generator: :class:`mmcam.datasets.other_scenes.OtherSceneGenerator` (test digits only,
   224 x 224, other backgrounds, colours, sizes; see its docstring);
+* third generator: :class:`mmcam.datasets.third_scenes.ThirdSceneGenerator` (test digits only,
+  256 x 256, choices neither of the others makes: other pictures, letters, scribbles, hexagons,
+  plasma; shadows, defocus, JPEG and noise): once a training generator has been changed in the
+  light of the second generator's errors, a figure on the second one is no longer a blind
+  test, and this one stays one (top-1 only);
 * own varied scenes: the training generator's varied scenes
   (:meth:`~mmcam.datasets.digit_scenes.DigitSceneGenerator.varied_classification_scene`) drawn
   from the test split (test digits, test photos; seed :data:`VARIED_SEED`).  A model weak here
@@ -54,11 +59,14 @@ def parse_args() -> argparse.Namespace:
                         help='own test-split scenes for top-1 (1000 = the whole split)')
     parser.add_argument('--other-count', type=int, default=200,
                         help='second-generator scenes for top-1')
+    parser.add_argument('--third-count', type=int, default=300,
+                        help='third-generator scenes for top-1 (0: skip)')
     parser.add_argument('--varied-count', type=int, default=300,
                         help='own varied test-split scenes for top-1 (0: skip)')
     parser.add_argument('--loc-count', type=int, default=100,
                         help='scenes per generator for the localisation figures')
-    parser.add_argument('--other-seed', type=int, default=0, help='second-generator seed')
+    parser.add_argument('--other-seed', type=int, default=0,
+                        help='seed of the second and third generators')
     parser.add_argument('--loc-seed', type=int, default=1,
                         help='own-generator seed of the localisation scenes')
     parser.add_argument('--tolerance', type=float, default=4.0)
@@ -112,6 +120,7 @@ def main() -> None:
     from mmcam.apis import CAMInferencer
     from mmcam.datasets.digit_scenes import DigitSceneGenerator
     from mmcam.datasets.other_scenes import OtherSceneGenerator
+    from mmcam.datasets.third_scenes import ThirdSceneGenerator
     torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', 1)))
 
     own_gen = DigitSceneGenerator('test', seed=0)
@@ -122,9 +131,11 @@ def main() -> None:
     other_gen = OtherSceneGenerator(args.other_seed)
     other = [other_gen.scene() for _ in range(max(args.other_count, args.loc_count))]
     other_loc = other[:args.loc_count]
+    third_gen = ThirdSceneGenerator(args.other_seed)
+    third = [third_gen.scene() for _ in range(args.third_count)]
 
     report = dict(own_count=len(own), other_count=args.other_count, loc_count=args.loc_count,
-                  varied_count=len(varied), varied_seed=VARIED_SEED,
+                  varied_count=len(varied), varied_seed=VARIED_SEED, third_count=len(third),
                   other_seed=args.other_seed, loc_seed=args.loc_seed, tolerance=args.tolerance,
                   models={})
     for name in args.models:
@@ -136,6 +147,7 @@ def main() -> None:
         entry = dict(checkpoint=osp.relpath(ckpt, REPO) if ckpt.startswith(REPO) else ckpt,
                      top1_own=top1(inf, own), top1_other=top1(inf, other[:args.other_count]),
                      top1_varied=top1(inf, varied) if varied else None,
+                     top1_third=top1(inf, third) if third else None,
                      loc_own=localisation(inf, methods, own_loc, args.tolerance),
                      loc_other=localisation(inf, methods, other_loc, args.tolerance))
         entry['seconds'] = round(time.time() - start)
@@ -146,13 +158,14 @@ def main() -> None:
     tol = f'{args.tolerance:g} px'
     print(f'\ntop-1: own test split ({len(own)} scenes), own varied scenes ({len(varied)}, '
           f'test split, seed {VARIED_SEED}), second generator ({args.other_count} scenes, seed '
-          f'{args.other_seed})')
-    print('| model | checkpoint | own split | own varied | second generator |\n'
-          '| --- | --- | ---: | ---: | ---: |')
+          f'{args.other_seed}), third generator ({len(third)} scenes, seed {args.other_seed})')
+    print('| model | checkpoint | own split | own varied | second generator | third generator |\n'
+          '| --- | --- | ---: | ---: | ---: | ---: |')
     for name, e in report['models'].items():
-        varied_cell = '-' if e['top1_varied'] is None else f'{e["top1_varied"]:.1f} %'
-        print(f'| {name} | {e["checkpoint"]} | {e["top1_own"]:.1f} % | {varied_cell} | '
-              f'{e["top1_other"]:.1f} % |')
+        varied, third_cell = (('-' if v is None else f'{v:.1f} %')
+                              for v in (e['top1_varied'], e['top1_third']))
+        print(f'| {name} | {e["checkpoint"]} | {e["top1_own"]:.1f} % | {varied} | '
+              f'{e["top1_other"]:.1f} % | {third_cell} |')
     print(f'\npeak in the digit box, strict / within {tol} ({args.loc_count} scenes per '
           f'generator; own: seed {args.loc_seed}, second: seed {args.other_seed})')
     print('| model | method | own generator | second generator |\n| --- | --- | --- | --- |')
