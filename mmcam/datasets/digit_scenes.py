@@ -162,11 +162,7 @@ class DigitSceneGenerator:
         a = alpha[..., None]
         image[y:y + size, x:x + size] = np.clip(region * (1 - a) + colour * a, 0, 255).astype(
             np.uint8)
-        ys, xs = np.nonzero(alpha > BOX_THRESHOLD)
-        if len(xs) == 0:
-            return None
-        return np.array([x + xs.min(), y + ys.min(), x + xs.max() + 1, y + ys.max() + 1],
-                        np.float32)
+        return tight_box(alpha, x, y)
 
     def _pick_digits(self, n: int, distinct: bool) -> List[int]:
         if not distinct:
@@ -306,8 +302,8 @@ class DigitSceneGenerator:
             if (np.asarray(thinner, np.float32) / 255.0 > BOX_THRESHOLD).any():
                 mask = thinner
         alpha = np.asarray(mask, np.float32) / 255.0
-        ys, xs = np.nonzero(alpha > BOX_THRESHOLD)
-        if len(xs) == 0:
+        box = tight_box(alpha, x, y)
+        if box is None:
             return None
         region = image[y:y + size, x:x + size].astype(np.float32)
         colour = self._free_colour(region[alpha > BOX_THRESHOLD])
@@ -315,8 +311,7 @@ class DigitSceneGenerator:
         a = alpha[..., None] * (1.0 if self.rng.random() < 0.7 else self.rng.uniform(0.55, 1.0))
         image[y:y + size, x:x + size] = np.clip(region * (1 - a) + colour * a, 0, 255).astype(
             np.uint8)
-        return np.array([x + xs.min(), y + ys.min(), x + xs.max() + 1, y + ys.max() + 1],
-                        np.float32)
+        return box
 
     def varied_classification_scene(self, size_range: Tuple[int, int] = (64, 176),
                                     scale_range: Tuple[float, float] = (0.25, 0.85),
@@ -368,6 +363,15 @@ class DigitSceneGenerator:
         h, w = DET_SIZES[self.rng.integers(len(DET_SIZES))]
         return self.scene(round(h * scale), round(w * scale), int(self.rng.integers(1, 6)),
                           (round(20 * scale), round(44 * scale)))
+
+
+def tight_box(alpha: np.ndarray, x: int, y: int) -> Optional[np.ndarray]:
+    """The end-exclusive x1, y1, x2, y2 box of the pixels of ``alpha`` (a digit's opacity pasted
+    with its top-left corner at (x, y)) above :data:`BOX_THRESHOLD`; None if there are none."""
+    ys, xs = np.nonzero(alpha > BOX_THRESHOLD)
+    if len(xs) == 0:
+        return None
+    return np.array([x + xs.min(), y + ys.min(), x + xs.max() + 1, y + ys.max() + 1], np.float32)
 
 
 def linear_gradient(rng: np.random.Generator, height: int, width: int, c0: np.ndarray,

@@ -33,7 +33,8 @@ from typing import Tuple
 import numpy as np
 from PIL import Image, ImageFilter
 
-from .digit_scenes import BOX_THRESHOLD, PHOTOS, Scene, digit_splits, linear_gradient, mnist
+from .digit_scenes import (BOX_THRESHOLD, PHOTOS, Scene, digit_splits, linear_gradient, mnist,
+                           tight_box)
 
 #: The fixed palette the digit gradients are drawn from (RGB).
 PALETTE: Tuple[Tuple[int, int, int], ...] = (
@@ -205,9 +206,7 @@ class OtherSceneGenerator:
             out_alpha = grown
         a = alpha[..., None]
         image[y:y + size, x:x + size] = region * (1 - a) + fill * a
-        ys, xs = np.nonzero(out_alpha > BOX_THRESHOLD)
-        box = np.array([[x + xs.min(), y + ys.min(), x + xs.max() + 1, y + ys.max() + 1]],
-                       np.float32)
+        box = tight_box(out_alpha, x, y)[None]
         img = np.clip(image, 0, 255).round().astype(np.uint8)
         return Scene(img, box, np.array([int(self.labels[did])], np.int64), [did], name)
 

@@ -31,7 +31,7 @@ from typing import Tuple
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from .digit_scenes import BOX_THRESHOLD, Scene, digit_splits, mnist
+from .digit_scenes import BOX_THRESHOLD, Scene, digit_splits, mnist, tight_box
 
 THIRD_PICTURES: Tuple[str, ...] = ('china', 'flower', 'grace_hopper', 'present', 'dem')
 KINDS: Tuple[str, ...] = ('picture', 'letters', 'scribbles', 'hexagons', 'plasma')
@@ -173,9 +173,7 @@ class ThirdSceneGenerator:
                 ImageFilter.GaussianBlur(float(rng.uniform(1, 2.5)))), np.float32) / 255.0
         a = paint[..., None]
         image[y:y + size, x:x + size] = region * (1 - a) + colour * a
-        ys, xs = np.nonzero(ink)
-        box = np.array([[x + xs.min(), y + ys.min(), x + xs.max() + 1, y + ys.max() + 1]],
-                       np.float32)
+        box = tight_box(alpha, x, y)[None]
         if rng.random() < 1 / 3:
             image = image + rng.normal(0, rng.uniform(3, 10), image.shape)
         img = np.clip(image, 0, 255).round().astype(np.uint8)
