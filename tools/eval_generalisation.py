@@ -162,9 +162,9 @@ def main() -> None:
     print('| model | checkpoint | own split | own varied | second generator | third generator |\n'
           '| --- | --- | ---: | ---: | ---: | ---: |')
     for name, e in report['models'].items():
-        varied, third_cell = (('-' if v is None else f'{v:.1f} %')
-                              for v in (e['top1_varied'], e['top1_third']))
-        print(f'| {name} | {e["checkpoint"]} | {e["top1_own"]:.1f} % | {varied} | '
+        varied_cell, third_cell = (('-' if v is None else f'{v:.1f} %')
+                                   for v in (e['top1_varied'], e['top1_third']))
+        print(f'| {name} | {e["checkpoint"]} | {e["top1_own"]:.1f} % | {varied_cell} | '
               f'{e["top1_other"]:.1f} % | {third_cell} |')
     print(f'\npeak in the digit box, strict / within {tol} ({args.loc_count} scenes per '
           f'generator; own: seed {args.loc_seed}, second: seed {args.other_seed})')
