@@ -27,6 +27,8 @@ Example::
 
     OMP_NUM_THREADS=1 python tools/eval_generalisation.py            # the shipped checkpoints
     python tools/eval_generalisation.py --vit /tmp/old_vit.pth --json /tmp/old.json
+    python tools/eval_generalisation.py --models cls_resnet --resnet /tmp/wide/r128/epoch_6.pth \
+        --resnet-config experiments/cls_generalisation/cls_resnet_wide128.py   # a 128 px input
 """
 from __future__ import annotations
 
@@ -54,6 +56,10 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--resnet', default=osp.join(REPO, 'demo/checkpoints/cls_resnet.pth'))
     parser.add_argument('--vit', default=osp.join(REPO, 'demo/checkpoints/cls_vit.pth'))
+    parser.add_argument('--resnet-config', default=osp.join(REPO, 'configs/demo/cls_resnet.py'),
+                        help="the ResNet's config (another input size: a config whose test "
+                        'pipeline resizes to it)')
+    parser.add_argument('--vit-config', default=osp.join(REPO, 'configs/demo/cls_vit.py'))
     parser.add_argument('--models', nargs='+', default=list(MODELS), choices=list(MODELS))
     parser.add_argument('--own-count', type=int, default=1000,
                         help='own test-split scenes for top-1 (1000 = the whole split)')
@@ -140,11 +146,12 @@ def main() -> None:
                   models={})
     for name in args.models:
         layers, methods = MODELS[name]
-        ckpt = args.resnet if name == 'cls_resnet' else args.vit
+        ckpt, config = ((args.resnet, args.resnet_config) if name == 'cls_resnet'
+                        else (args.vit, args.vit_config))
         start = time.time()
-        inf = CAMInferencer(osp.join(REPO, 'configs', 'demo', f'{name}.py'), ckpt,
-                            target_layers=layers)
+        inf = CAMInferencer(config, ckpt, target_layers=layers)
         entry = dict(checkpoint=osp.relpath(ckpt, REPO) if ckpt.startswith(REPO) else ckpt,
+                     config=osp.relpath(config, REPO) if config.startswith(REPO) else config,
                      top1_own=top1(inf, own), top1_other=top1(inf, other[:args.other_count]),
                      top1_varied=top1(inf, varied) if varied else None,
                      top1_third=top1(inf, third) if third else None,

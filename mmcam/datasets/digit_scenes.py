@@ -305,13 +305,19 @@ class DigitSceneGenerator:
         box = tight_box(alpha, x, y)
         if box is None:
             return None
-        region = image[y:y + size, x:x + size].astype(np.float32)
-        colour = self._free_colour(region[alpha > BOX_THRESHOLD])
+        region, ink = self.varied_ink(image[y:y + size, x:x + size].astype(np.float32), alpha)
         # Ink strength: mostly opaque, sometimes translucent (lower contrast again).
         a = alpha[..., None] * (1.0 if self.rng.random() < 0.7 else self.rng.uniform(0.55, 1.0))
-        image[y:y + size, x:x + size] = np.clip(region * (1 - a) + colour * a, 0, 255).astype(
+        image[y:y + size, x:x + size] = np.clip(region * (1 - a) + ink * a, 0, 255).astype(
             np.uint8)
         return box
+
+    def varied_ink(self, region: np.ndarray, alpha: np.ndarray
+                   ) -> Tuple[np.ndarray, np.ndarray]:
+        """(the background under a varied digit, the digit's ink) for :meth:`varied_paste`:
+        here the region as it is and one free colour (:meth:`_free_colour`); a subclass may
+        draw on the region (an outline) or return a per-pixel ink."""
+        return region, self._free_colour(region[alpha > BOX_THRESHOLD])
 
     def varied_classification_scene(self, size_range: Tuple[int, int] = (64, 176),
                                     scale_range: Tuple[float, float] = (0.25, 0.85),
@@ -390,14 +396,17 @@ def _save(image: np.ndarray, path: str, optimize: bool = False) -> None:
 
 
 def write_classification(root: str, split: str, count: int, seed: int = 0, size: int = 96,
-                         varied: float = 0.0) -> str:
+                         varied: float = 0.0,
+                         generator: Optional[DigitSceneGenerator] = None) -> str:
     """Scenes for an mmpretrain ``CustomDataset``: ``<split>/*.png`` and ``<split>.txt``.
 
     ``varied`` is the share of :meth:`DigitSceneGenerator.varied_classification_scene` scenes
     (the rest are ``size`` x ``size`` :meth:`~DigitSceneGenerator.classification_scene` ones);
     with ``varied=0`` the images are the same, byte for byte, as before it existed.
+    ``generator`` draws them instead of ``DigitSceneGenerator(split, seed)`` (a subclass, for
+    experiments with other training scenes).
     """
-    gen = DigitSceneGenerator(split, seed)
+    gen = generator or DigitSceneGenerator(split, seed)
     lines = []
     for i in range(count):
         if varied > 0 and gen.rng.random() < varied:

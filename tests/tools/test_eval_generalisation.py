@@ -25,6 +25,7 @@ def test_eval_generalisation_reports_the_four_top1_figures(tmp_path):
     report = json.loads(out.read_text())
     assert report['varied_count'] == report['third_count'] == 20
     entry = report['models']['cls_resnet']
+    assert entry['config'] == 'configs/demo/cls_resnet.py'  # --resnet-config's default
     # 95.6 % of the whole own test split; the varied and second-generator scenes are harder
     assert entry['top1_own'] >= 80.0
     for key in ('top1_varied', 'top1_other', 'top1_third'):  # whole scenes out of 20, as printed
