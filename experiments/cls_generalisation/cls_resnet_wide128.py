@@ -1,20 +1,13 @@
 # Step 2 of the lost branch's recipe: step 1 (cls_resnet_wide96.py) fine-tuned for 6 epochs at a
-# 128 px input (small digits keep more than 2-3 px strokes after the stride-4 stem).
+# 128 px input (small digits keep more than 2-3 px strokes after the stride-4 stem).  The
+# augmentation is the shipped ResNet's (configs/demo/cls_resnet.py) at the new size.
 _base_ = ['./cls_resnet_wide96.py']
 
 size = 128
 load_from = '/tmp/wide/r96/weights.pth'  # state_dict only: torch loads weights_only
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(size, size)),
-    dict(type='RandomCrop', crop_size=size, padding=size // 12, padding_mode='reflect'),
-    dict(type='Rotate', magnitude_level=10, magnitude_range=(0, 15), magnitude_std='inf',
-         prob=0.8, pad_val=128, interpolation='bilinear'),
-    dict(type='Shear', magnitude_level=10, magnitude_range=(0, 0.2), magnitude_std='inf',
-         prob=0.5, direction='horizontal', pad_val=128, interpolation='bilinear'),
-    dict(type='ColorJitter', brightness=0.3, contrast=0.3, saturation=0.4),
-    dict(type='PackInputs'),
-]
+train_pipeline = _base_.train_pipeline
+train_pipeline[1].scale = (size, size)  # Resize
+train_pipeline[2].update(crop_size=size, padding=size // 12)  # RandomCrop
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(size, size)),
