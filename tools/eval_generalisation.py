@@ -80,6 +80,11 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def _shown(path: str) -> str:
+    """``path`` as the report shows it: relative to the repository when it lies inside."""
+    return osp.relpath(path, REPO) if path.startswith(REPO) else path
+
+
 def _bgr(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image[..., ::-1])  # scenes are RGB; mmcam reads BGR
 
@@ -150,8 +155,7 @@ def main() -> None:
                         else (args.vit, args.vit_config))
         start = time.time()
         inf = CAMInferencer(config, ckpt, target_layers=layers)
-        entry = dict(checkpoint=osp.relpath(ckpt, REPO) if ckpt.startswith(REPO) else ckpt,
-                     config=osp.relpath(config, REPO) if config.startswith(REPO) else config,
+        entry = dict(checkpoint=_shown(ckpt), config=_shown(config),
                      top1_own=top1(inf, own), top1_other=top1(inf, other[:args.other_count]),
                      top1_varied=top1(inf, varied) if varied else None,
                      top1_third=top1(inf, third) if third else None,

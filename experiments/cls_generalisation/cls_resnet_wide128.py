@@ -8,19 +8,13 @@ load_from = '/tmp/wide/r96/weights.pth'  # state_dict only: torch loads weights_
 train_pipeline = _base_.train_pipeline
 train_pipeline[1].scale = (size, size)  # Resize
 train_pipeline[2].update(crop_size=size, padding=size // 12)  # RandomCrop
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(size, size)),
-    dict(type='PackInputs'),
-]
+test_pipeline = _base_.test_pipeline
+test_pipeline[1].scale = (size, size)  # Resize
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 
 epochs = 6
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
-    dict(type='CosineAnnealingLR', T_max=epochs, by_epoch=True, begin=0, end=epochs,
-         eta_min=2e-5),
-]
+param_scheduler = _base_.param_scheduler
+param_scheduler[1].update(T_max=epochs, end=epochs)
 train_cfg = dict(max_epochs=epochs, val_interval=epochs)

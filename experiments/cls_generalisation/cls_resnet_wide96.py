@@ -10,10 +10,8 @@ load_from = 'demo/checkpoints/cls_resnet.pth'
 
 epochs = 8
 optim_wrapper = dict(optimizer=dict(lr=5e-4))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
-    dict(type='CosineAnnealingLR', T_max=epochs, by_epoch=True, begin=0, end=epochs,
-         eta_min=2e-5),
-]
+param_scheduler = _base_.param_scheduler  # warm-up, then cosine, over this step's epochs
+param_scheduler[0].end = 50
+param_scheduler[1].update(T_max=epochs, end=epochs)
 train_cfg = dict(max_epochs=epochs, val_interval=epochs)
 default_hooks = dict(logger=dict(interval=100))
